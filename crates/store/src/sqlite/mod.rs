@@ -1,0 +1,69 @@
+//! The embedded store: one SQLite file in the data directory, WAL mode, `synchronous=FULL`
+//! so a commit that returned survives a crash or power loss.
+
+mod rows;
+mod tx;
+
+use crate::{Store, StoreError, Tx};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `certbind.db` in `dir` and brings its schema up to date.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        Self::open(&dir.join("certbind.db"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let writer = Self::connect(path)?;
+        migrate(&writer)?;
+        let reader = Self::connect(path)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    fn connect(path: &Path) -> Result<Connection, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;",
+        )?;
+        Ok(conn)
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew { found: version, supported });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {};\nCOMMIT;", index + 1))?;
+        tracing::info!(version = index + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn write(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(Box::new(tx::SqliteTx::begin(guard, "BEGIN IMMEDIATE")?))
+    }
+
+    fn read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let guard = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(Box::new(tx::SqliteTx::begin(guard, "BEGIN")?))
+    }
+}

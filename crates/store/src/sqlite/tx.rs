@@ -1,0 +1,951 @@
+//! The SQLite transaction: every `Tx` method as SQL.
+
+use super::rows::{self, *};
+use crate::tx::*;
+use crate::StoreError;
+use certbind_core::ids::*;
+use certbind_core::model::*;
+use certbind_core::now_unix;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::sync::MutexGuard;
+
+pub(crate) struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+    next_revision: Option<i64>,
+}
+
+impl<'a> SqliteTx<'a> {
+    pub(crate) fn begin(conn: MutexGuard<'a, Connection>, begin: &str) -> Result<Self, StoreError> {
+        conn.execute_batch(begin)?;
+        Ok(SqliteTx { conn, open: true, next_revision: None })
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing useful to do with a failed rollback: the connection drops the
+            // transaction when it is reused or closed anyway.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Dynamic WHERE clauses with their parameters.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Where {
+    fn new(first: &str, value: i64) -> Self {
+        Where { clauses: vec![first.to_string()], values: vec![Value::Integer(value)] }
+    }
+    fn and(&mut self, clause: &str, value: Value) {
+        self.clauses.push(clause.to_string());
+        self.values.push(value);
+    }
+    fn and_in(&mut self, column: &str, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        self.clauses.push(format!("{column} IN ({marks})"));
+        self.values.extend(ids.iter().map(|id| Value::Integer(*id)));
+    }
+    fn and_in_text(&mut self, column: &str, items: &[String]) {
+        if items.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; items.len()].join(", ");
+        self.clauses.push(format!("{column} IN ({marks})"));
+        self.values.extend(items.iter().map(|t| Value::Text(t.clone())));
+    }
+    fn sql(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+}
+
+fn page_limit(limit: u64) -> i64 {
+    if limit == 0 {
+        i64::MAX
+    } else {
+        limit as i64
+    }
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_string())
+}
+
+impl SqliteTx<'_> {
+    fn count(&self, from_where: &str, w: &Where) -> StoreResult<u64> {
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM {from_where} WHERE {}", w.sql()),
+            params_from_iter(&w.values),
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn job_counts(&self, job: &mut Job) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT resource_type, region, status, COUNT(*) FROM job_targets WHERE job_id = ?1 \
+             GROUP BY resource_type, region, status",
+        )?;
+        let mut groups: BTreeMap<(String, String), TargetCounts> = BTreeMap::new();
+        let mut totals = TargetCounts::default();
+        let mut rows = stmt.query([job.id.0])?;
+        while let Some(row) = rows.next()? {
+            let status = parse_enum(row, 2, TargetStatus::parse, "target status")?;
+            let n: i64 = row.get(3)?;
+            groups.entry((row.get(0)?, row.get(1)?)).or_default().add(status, n as u64);
+            totals.add(status, n as u64);
+        }
+        job.counts = totals;
+        job.groups = groups
+            .into_iter()
+            .filter_map(|((kind, region), counts)| {
+                LbType::parse(&kind).map(|resource_type| GroupCounts { resource_type, region, counts })
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+
+    fn revision(&mut self) -> StoreResult<i64> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))?)
+    }
+
+    fn next_revision(&mut self) -> StoreResult<i64> {
+        if let Some(rev) = self.next_revision {
+            return Ok(rev);
+        }
+        let rev: i64 = self.conn.query_row(
+            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        self.next_revision = Some(rev);
+        Ok(rev)
+    }
+
+    // ---- accounts, keys, projects ----
+
+    fn insert_account(&mut self, name: &str) -> StoreResult<Account> {
+        let now = now_unix();
+        self.conn.execute("INSERT INTO accounts (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+        Ok(Account { id: AccountId(self.conn.last_insert_rowid()), name: name.to_string(), created_at: now })
+    }
+
+    fn get_account(&mut self, id: AccountId) -> StoreResult<Option<Account>> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"), [id.0], rows::account)
+            .optional()?)
+    }
+
+    fn list_accounts(&mut self) -> StoreResult<Vec<Account>> {
+        let mut stmt = self.conn.prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id"))?;
+        let out = stmt.query_map([], rows::account)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn insert_access_key(&mut self, key: &StoredAccessKey) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO access_keys (key_id, account_id, secret_sealed, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key.key_id, key.account_id.0, key.secret_sealed, key.enabled, key.created_at],
+        )?;
+        Ok(())
+    }
+
+    fn get_access_key(&mut self, key_id: &str) -> StoreResult<Option<StoredAccessKey>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key_id, account_id, secret_sealed, enabled, created_at FROM access_keys WHERE key_id = ?1",
+        )?;
+        Ok(stmt.query_row([key_id], stored_key).optional()?)
+    }
+
+    fn list_access_keys(&mut self, account: AccountId) -> StoreResult<Vec<StoredAccessKey>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key_id, account_id, secret_sealed, enabled, created_at FROM access_keys WHERE account_id = ?1 ORDER BY created_at, key_id",
+        )?;
+        let out = stmt.query_map([account.0], stored_key)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn set_access_key_enabled(&mut self, key_id: &str, enabled: bool) -> StoreResult<bool> {
+        Ok(self.conn.execute("UPDATE access_keys SET enabled = ?2 WHERE key_id = ?1", params![key_id, enabled])? > 0)
+    }
+
+    fn delete_access_key(&mut self, key_id: &str) -> StoreResult<bool> {
+        Ok(self.conn.execute("DELETE FROM access_keys WHERE key_id = ?1", [key_id])? > 0)
+    }
+
+    fn insert_project(&mut self, account: AccountId, name: &str, is_default: bool) -> StoreResult<Project> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT INTO projects (account_id, name, is_default, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![account.0, name, is_default, now],
+        )?;
+        Ok(Project {
+            id: ProjectId(self.conn.last_insert_rowid()),
+            account_id: account,
+            name: name.to_string(),
+            is_default,
+            created_at: now,
+        })
+    }
+
+    fn get_project(&mut self, account: AccountId, id: ProjectId) -> StoreResult<Option<Project>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1 AND account_id = ?2"),
+                [id.0, account.0],
+                rows::project,
+            )
+            .optional()?)
+    }
+
+    fn default_project(&mut self, account: AccountId) -> StoreResult<Option<Project>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {PROJECT_COLS} FROM projects WHERE account_id = ?1 AND is_default ORDER BY id LIMIT 1"
+                ),
+                [account.0],
+                rows::project,
+            )
+            .optional()?)
+    }
+
+    fn list_projects(&mut self, account: AccountId) -> StoreResult<Vec<Project>> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {PROJECT_COLS} FROM projects WHERE account_id = ?1 ORDER BY id"))?;
+        let out = stmt.query_map([account.0], rows::project)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    // ---- certificates ----
+
+    fn insert_certificate(
+        &mut self,
+        cert: &NewCertificate,
+        seal: &mut dyn FnMut(CertId) -> StoreResult<Vec<u8>>,
+    ) -> StoreResult<Certificate> {
+        let now = now_unix();
+        let sans = serde_json::to_string(&cert.sans).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The row is inserted with an empty key first so the seal can be bound to its id.
+        self.conn.execute(
+            "INSERT INTO certificates (account_id, project_id, name, common_name, sans, subject, issuer, serial, not_before, \
+             not_after, fingerprint, key_algorithm, key_bits, chain_pem, key_sealed, allow_download, attributes, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, x'', ?15, ?16, ?17)",
+            params![
+                cert.account_id.0,
+                cert.project_id.0,
+                cert.name,
+                cert.common_name,
+                sans,
+                cert.subject,
+                cert.issuer,
+                cert.serial,
+                cert.not_before,
+                cert.not_after,
+                cert.fingerprint_sha256,
+                cert.key_algorithm.as_str(),
+                cert.key_bits,
+                cert.chain_pem,
+                cert.allow_download,
+                cert.attributes.to_string(),
+                now
+            ],
+        )?;
+        let id = CertId(self.conn.last_insert_rowid());
+        let sealed = seal(id)?;
+        self.conn.execute("UPDATE certificates SET key_sealed = ?2 WHERE id = ?1", params![id.0, sealed])?;
+        Ok(Certificate {
+            id,
+            account_id: cert.account_id,
+            project_id: cert.project_id,
+            name: cert.name.clone(),
+            common_name: cert.common_name.clone(),
+            sans: cert.sans.clone(),
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            serial: cert.serial.clone(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            fingerprint_sha256: cert.fingerprint_sha256.clone(),
+            key_algorithm: cert.key_algorithm,
+            key_bits: cert.key_bits,
+            chain_pem: cert.chain_pem.clone(),
+            allow_download: cert.allow_download,
+            attributes: cert.attributes.clone(),
+            created_at: now,
+        })
+    }
+
+    fn get_certificate(&mut self, account: AccountId, id: CertId) -> StoreResult<Option<Certificate>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1 AND account_id = ?2"))?;
+        Ok(stmt.query_row([id.0, account.0], rows::certificate).optional()?)
+    }
+
+    fn certificate_key_sealed(&mut self, id: CertId) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.conn.query_row("SELECT key_sealed FROM certificates WHERE id = ?1", [id.0], |r| r.get(0)).optional()?)
+    }
+
+    fn certificates_by_ids(&mut self, ids: &[CertId]) -> StoreResult<Vec<Certificate>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"))?;
+        for id in ids {
+            if let Some(cert) = stmt.query_row([id.0], rows::certificate).optional()? {
+                out.push(cert);
+            }
+        }
+        Ok(out)
+    }
+
+    fn find_certificate_by_fingerprint(
+        &mut self,
+        account: AccountId,
+        fingerprint: &str,
+    ) -> StoreResult<Option<CertId>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM certificates WHERE account_id = ?1 AND fingerprint = ?2 ORDER BY id LIMIT 1",
+                params![account.0, fingerprint],
+                |r| r.get(0).map(CertId),
+            )
+            .optional()?)
+    }
+
+    fn list_certificates(
+        &mut self,
+        account: AccountId,
+        filter: &CertificateFilter,
+    ) -> StoreResult<(Vec<Certificate>, u64)> {
+        let mut w = Where::new("account_id = ?", account.0);
+        if let Some(project) = filter.project_id {
+            w.and("project_id = ?", Value::Integer(project.0));
+        }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            w.clauses.push(
+                "(name LIKE ? ESCAPE '\\' OR common_name LIKE ? ESCAPE '\\' OR sans LIKE ? ESCAPE '\\')".to_string(),
+            );
+            w.values.extend([text(&pattern), text(&pattern), text(&pattern)]);
+        }
+        w.and_in("id", &filter.ids.iter().map(|i| i.0).collect::<Vec<_>>());
+        if let Some(before) = filter.expiring_before {
+            w.and("not_after < ?", Value::Integer(before));
+        }
+        let total = self.count("certificates", &w)?;
+        let order = match filter.sort_by_expiry {
+            Some(true) => "not_after ASC, id",
+            Some(false) => "not_after DESC, id",
+            None => "id",
+        };
+        let sql = format!("SELECT {CERT_COLS} FROM certificates WHERE {} ORDER BY {order} LIMIT ? OFFSET ?", w.sql());
+        let mut values = w.values.clone();
+        values.push(Value::Integer(page_limit(filter.limit)));
+        values.push(Value::Integer(filter.offset as i64));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let out = stmt.query_map(params_from_iter(&values), rows::certificate)?.collect::<Result<_, _>>()?;
+        Ok((out, total))
+    }
+
+    fn update_certificate(&mut self, cert: &Certificate) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE certificates SET name = ?2, project_id = ?3, attributes = ?4 WHERE id = ?1",
+            params![cert.id.0, cert.name, cert.project_id.0, cert.attributes.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_certificate(&mut self, account: AccountId, id: CertId) -> StoreResult<bool> {
+        Ok(self.conn.execute("DELETE FROM certificates WHERE id = ?1 AND account_id = ?2", [id.0, account.0])? > 0)
+    }
+
+    fn count_certificate_bindings(&mut self, id: CertId) -> StoreResult<u64> {
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM bindings WHERE cert_id = ?1", [id.0], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    // ---- load balancers and listeners ----
+
+    fn insert_load_balancer(&mut self, lb: &NewLoadBalancer) -> StoreResult<LoadBalancer> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT INTO load_balancers (account_id, project_id, name, lb_type, region, address, attributes, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                lb.account_id.0,
+                lb.project_id.0,
+                lb.name,
+                lb.lb_type.as_str(),
+                lb.region,
+                lb.address.map(|a| a.to_string()),
+                lb.attributes.to_string(),
+                now
+            ],
+        )?;
+        Ok(LoadBalancer {
+            id: LoadBalancerId(self.conn.last_insert_rowid()),
+            account_id: lb.account_id,
+            project_id: lb.project_id,
+            name: lb.name.clone(),
+            lb_type: lb.lb_type,
+            region: lb.region.clone(),
+            address: lb.address,
+            attributes: lb.attributes.clone(),
+            created_at: now,
+        })
+    }
+
+    fn get_load_balancer(&mut self, account: AccountId, id: LoadBalancerId) -> StoreResult<Option<LoadBalancer>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {LB_COLS} FROM load_balancers WHERE id = ?1 AND account_id = ?2"))?;
+        Ok(stmt.query_row([id.0, account.0], rows::load_balancer).optional()?)
+    }
+
+    fn list_load_balancers(
+        &mut self,
+        account: AccountId,
+        filter: &LoadBalancerFilter,
+    ) -> StoreResult<(Vec<LoadBalancer>, u64)> {
+        let mut w = Where::new("account_id = ?", account.0);
+        if let Some(project) = filter.project_id {
+            w.and("project_id = ?", Value::Integer(project.0));
+        }
+        w.and_in("id", &filter.ids.iter().map(|i| i.0).collect::<Vec<_>>());
+        if let Some(t) = filter.lb_type {
+            w.and("lb_type = ?", text(t.as_str()));
+        }
+        if let Some(region) = &filter.region {
+            w.and("region = ?", text(region));
+        }
+        let total = self.count("load_balancers", &w)?;
+        let sql = format!("SELECT {LB_COLS} FROM load_balancers WHERE {} ORDER BY id LIMIT ? OFFSET ?", w.sql());
+        let mut values = w.values.clone();
+        values.push(Value::Integer(page_limit(filter.limit)));
+        values.push(Value::Integer(filter.offset as i64));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let out = stmt.query_map(params_from_iter(&values), rows::load_balancer)?.collect::<Result<_, _>>()?;
+        Ok((out, total))
+    }
+
+    fn update_load_balancer(&mut self, lb: &LoadBalancer) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE load_balancers SET name = ?2, address = ?3, attributes = ?4 WHERE id = ?1",
+            params![lb.id.0, lb.name, lb.address.map(|a| a.to_string()), lb.attributes.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_load_balancer(&mut self, account: AccountId, id: LoadBalancerId) -> StoreResult<bool> {
+        Ok(self.conn.execute("DELETE FROM load_balancers WHERE id = ?1 AND account_id = ?2", [id.0, account.0])? > 0)
+    }
+
+    fn count_listeners(&mut self, lb: LoadBalancerId) -> StoreResult<u64> {
+        let n: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM listeners WHERE load_balancer_id = ?1", [lb.0], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn insert_listener(&mut self, l: &NewListener) -> StoreResult<Listener> {
+        let now = now_unix();
+        let udp = matches!(l.protocol, Protocol::Udp | Protocol::Quic);
+        self.conn.execute(
+            "INSERT INTO listeners (account_id, load_balancer_id, name, protocol, udp, port, attributes, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                l.account_id.0,
+                l.load_balancer_id.0,
+                l.name,
+                l.protocol.as_str(),
+                udp,
+                l.port,
+                l.attributes.to_string(),
+                now
+            ],
+        )?;
+        Ok(Listener {
+            id: ListenerId(self.conn.last_insert_rowid()),
+            account_id: l.account_id,
+            load_balancer_id: l.load_balancer_id,
+            name: l.name.clone(),
+            protocol: l.protocol,
+            port: l.port,
+            attributes: l.attributes.clone(),
+            created_at: now,
+        })
+    }
+
+    fn get_listener(&mut self, account: AccountId, id: ListenerId) -> StoreResult<Option<Listener>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {LISTENER_COLS} FROM listeners WHERE id = ?1 AND account_id = ?2"))?;
+        Ok(stmt.query_row([id.0, account.0], rows::listener).optional()?)
+    }
+
+    fn list_listeners(&mut self, account: AccountId, filter: &ListenerFilter) -> StoreResult<(Vec<Listener>, u64)> {
+        let mut w = Where::new("account_id = ?", account.0);
+        if let Some(lb) = filter.load_balancer_id {
+            w.and("load_balancer_id = ?", Value::Integer(lb.0));
+        }
+        w.and_in("id", &filter.ids.iter().map(|i| i.0).collect::<Vec<_>>());
+        if let Some(p) = filter.protocol {
+            w.and("protocol = ?", text(p.as_str()));
+        }
+        let total = self.count("listeners", &w)?;
+        let sql = format!("SELECT {LISTENER_COLS} FROM listeners WHERE {} ORDER BY id LIMIT ? OFFSET ?", w.sql());
+        let mut values = w.values.clone();
+        values.push(Value::Integer(page_limit(filter.limit)));
+        values.push(Value::Integer(filter.offset as i64));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let out = stmt.query_map(params_from_iter(&values), rows::listener)?.collect::<Result<_, _>>()?;
+        Ok((out, total))
+    }
+
+    fn update_listener(&mut self, l: &Listener) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE listeners SET name = ?2, attributes = ?3 WHERE id = ?1",
+            params![l.id.0, l.name, l.attributes.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_listener(&mut self, account: AccountId, id: ListenerId) -> StoreResult<bool> {
+        if self.get_listener(account, id)?.is_none() {
+            return Ok(false);
+        }
+        self.conn.execute("DELETE FROM bindings WHERE listener_id = ?1", [id.0])?;
+        self.conn.execute("DELETE FROM backends WHERE listener_id = ?1", [id.0])?;
+        Ok(self.conn.execute("DELETE FROM listeners WHERE id = ?1", [id.0])? > 0)
+    }
+
+    fn listener_on_port(
+        &mut self,
+        lb: &LoadBalancer,
+        port: u16,
+        udp: bool,
+    ) -> StoreResult<Option<(ListenerId, LoadBalancerId)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT l.id, l.load_balancer_id FROM listeners l JOIN load_balancers lb ON lb.id = l.load_balancer_id \
+                 WHERE l.port = ?2 AND l.udp = ?3 AND (l.load_balancer_id = ?1 OR lb.address IS ?4) LIMIT 1",
+                params![lb.id.0, port, udp, lb.address.map(|a| a.to_string())],
+                |r| Ok((ListenerId(r.get(0)?), LoadBalancerId(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
+    // ---- bindings ----
+
+    fn listener_bindings(&mut self, listener: ListenerId) -> StoreResult<Vec<Binding>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {BINDING_COLS} FROM bindings WHERE listener_id = ?1 ORDER BY role DESC, revision, cert_id"
+        ))?;
+        let out = stmt.query_map([listener.0], rows::binding)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn put_binding(&mut self, b: &Binding) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO bindings (listener_id, cert_id, role, status, revision) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (listener_id, cert_id) DO UPDATE SET role = excluded.role, status = excluded.status, revision = excluded.revision",
+        )?;
+        stmt.execute(params![b.listener_id.0, b.cert_id.0, b.role.as_str(), b.status.as_str(), b.revision])?;
+        Ok(())
+    }
+
+    fn delete_binding(&mut self, listener: ListenerId, cert: CertId) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached("DELETE FROM bindings WHERE listener_id = ?1 AND cert_id = ?2")?;
+        stmt.execute([listener.0, cert.0])?;
+        Ok(())
+    }
+
+    fn count_additional_bindings(&mut self, lb: LoadBalancerId) -> StoreResult<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM bindings b JOIN listeners l ON l.id = b.listener_id \
+             WHERE l.load_balancer_id = ?1 AND b.role = 'additional' AND b.status <> 'Dissociating'",
+            [lb.0],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn listeners_bound_to(
+        &mut self,
+        account: AccountId,
+        cert: CertId,
+        scope: &BindingScope,
+    ) -> StoreResult<Vec<BoundListener>> {
+        let mut w = Where::new("b.cert_id = ?", cert.0);
+        w.and("l.account_id = ?", Value::Integer(account.0));
+        w.clauses.push("b.status <> 'Dissociating'".to_string());
+        if let Some(p) = scope.project_id {
+            w.and("lb.project_id = ?", Value::Integer(p.0));
+        }
+        if let Some(lb) = scope.load_balancer_id {
+            w.and("l.load_balancer_id = ?", Value::Integer(lb.0));
+        }
+        if let Some(l) = scope.listener_id {
+            w.and("l.id = ?", Value::Integer(l.0));
+        }
+        w.and_in_text("lb.lb_type", &scope.lb_types.iter().map(|t| t.as_str().to_string()).collect::<Vec<_>>());
+        w.and_in_text("lb.region", &scope.regions);
+        let sql = format!(
+            "SELECT l.id, l.load_balancer_id, lb.lb_type, lb.region, lb.project_id, b.role \
+             FROM bindings b JOIN listeners l ON l.id = b.listener_id JOIN load_balancers lb ON lb.id = l.load_balancer_id \
+             WHERE {} ORDER BY l.id",
+            w.sql()
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let out = stmt
+            .query_map(params_from_iter(&w.values), |row| {
+                Ok(BoundListener {
+                    listener_id: ListenerId(row.get(0)?),
+                    load_balancer_id: LoadBalancerId(row.get(1)?),
+                    lb_type: parse_enum(row, 2, LbType::parse, "load balancer type")?,
+                    region: row.get(3)?,
+                    project_id: ProjectId(row.get(4)?),
+                    role: parse_enum(row, 5, BindingRole::parse, "binding role")?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    // ---- backends ----
+
+    fn insert_backend(&mut self, listener: ListenerId, address: &str, weight: u32) -> StoreResult<Backend> {
+        self.conn.execute(
+            "INSERT INTO backends (listener_id, address, weight) VALUES (?1, ?2, ?3)",
+            params![listener.0, address, weight],
+        )?;
+        Ok(Backend {
+            id: BackendId(self.conn.last_insert_rowid()),
+            listener_id: listener,
+            address: address.to_string(),
+            weight,
+        })
+    }
+
+    fn list_backends(&mut self, listener: ListenerId) -> StoreResult<Vec<Backend>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, listener_id, address, weight FROM backends WHERE listener_id = ?1 ORDER BY id",
+        )?;
+        let out = stmt.query_map([listener.0], backend)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn delete_backend(&mut self, listener: ListenerId, id: BackendId) -> StoreResult<bool> {
+        Ok(self.conn.execute("DELETE FROM backends WHERE id = ?1 AND listener_id = ?2", [id.0, listener.0])? > 0)
+    }
+
+    // ---- jobs ----
+
+    fn insert_job(&mut self, job: &NewJob, targets: &[NewTarget]) -> StoreResult<JobId> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT INTO jobs (account_id, kind, state, old_cert_id, new_cert_id, client_token, request, created_at) \
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)",
+            params![
+                job.account_id.0,
+                job.kind.as_str(),
+                job.old_cert_id.map(|c| c.0),
+                job.new_cert_id.map(|c| c.0),
+                job.client_token,
+                job.request.to_string(),
+                now
+            ],
+        )?;
+        let id = JobId(self.conn.last_insert_rowid());
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO job_targets (job_id, seq, listener_id, load_balancer_id, resource_type, region, action, \
+             old_cert_id, new_cert_id, status, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for (seq, t) in targets.iter().enumerate() {
+            let status = if t.applied_at_revision.is_some() { TargetStatus::Running } else { TargetStatus::Pending };
+            stmt.execute(params![
+                id.0,
+                seq as i64,
+                t.listener_id.0,
+                t.load_balancer_id.0,
+                t.resource_type.as_str(),
+                t.region,
+                t.action.as_str(),
+                t.old_cert_id.map(|c| c.0),
+                t.new_cert_id.map(|c| c.0),
+                status.as_str(),
+                t.applied_at_revision
+            ])?;
+        }
+        Ok(id)
+    }
+
+    fn get_job(&mut self, account: AccountId, id: JobId) -> StoreResult<Option<Job>> {
+        let job = self
+            .conn
+            .query_row(
+                &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1 AND account_id = ?2"),
+                [id.0, account.0],
+                rows::job,
+            )
+            .optional()?;
+        match job {
+            Some(mut job) => {
+                self.job_counts(&mut job)?;
+                Ok(Some(job))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn list_jobs(&mut self, account: AccountId, filter: &JobFilter) -> StoreResult<(Vec<Job>, u64)> {
+        let mut w = Where::new("account_id = ?", account.0);
+        if let Some(state) = filter.state {
+            w.and("state = ?", text(state.as_str()));
+        }
+        if let Some(kind) = filter.kind {
+            w.and("kind = ?", text(kind.as_str()));
+        }
+        if let Some(cert) = filter.old_cert_id {
+            w.and("old_cert_id = ?", Value::Integer(cert.0));
+        }
+        let total = self.count("jobs", &w)?;
+        let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE {} ORDER BY id DESC LIMIT ? OFFSET ?", w.sql());
+        let mut values = w.values.clone();
+        values.push(Value::Integer(page_limit(filter.limit)));
+        values.push(Value::Integer(filter.offset as i64));
+        let mut jobs: Vec<Job> = {
+            let mut stmt = self.conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(&values), rows::job)?.collect::<Result<_, _>>()?;
+            rows
+        };
+        for job in &mut jobs {
+            self.job_counts(job)?;
+        }
+        Ok((jobs, total))
+    }
+
+    fn job_targets(&mut self, job: JobId, offset: u64, limit: u64) -> StoreResult<Vec<JobTarget>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TARGET_COLS} FROM job_targets WHERE job_id = ?1 ORDER BY seq LIMIT ?2 OFFSET ?3"
+        ))?;
+        let out = stmt.query_map([job.0, page_limit(limit), offset as i64], rows::target)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn unfinished_jobs(&mut self) -> StoreResult<Vec<(JobId, AccountId)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, account_id FROM jobs WHERE state IN ('pending', 'running') ORDER BY id")?;
+        let out = stmt.query_map([], |r| Ok((JobId(r.get(0)?), AccountId(r.get(1)?))))?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn mark_job_running(&mut self, job: JobId) -> StoreResult<()> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?2) WHERE id = ?1 AND state = 'pending'",
+            params![job.0, now_unix()],
+        )?;
+        Ok(())
+    }
+
+    fn pending_targets(&mut self, job: JobId, limit: u64) -> StoreResult<Vec<JobTarget>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TARGET_COLS} FROM job_targets WHERE job_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
+        ))?;
+        let out = stmt.query_map([job.0, page_limit(limit)], rows::target)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn set_target_outcome(
+        &mut self,
+        job: JobId,
+        seq: i64,
+        status: TargetStatus,
+        revision: Option<i64>,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE job_targets SET status = ?3, revision = ?4, error = ?5 WHERE job_id = ?1 AND seq = ?2",
+        )?;
+        stmt.execute(params![job.0, seq, status.as_str(), revision, error])?;
+        Ok(())
+    }
+
+    fn settle(&mut self, served: i64) -> StoreResult<Settled> {
+        let mut settled = Settled::default();
+        settled.bindings += self.conn.execute(
+            "UPDATE bindings SET status = 'Associated' WHERE status = 'Associating' AND revision <= ?1",
+            [served],
+        )? as u64;
+        settled.bindings +=
+            self.conn.execute("DELETE FROM bindings WHERE status = 'Dissociating' AND revision <= ?1", [served])?
+                as u64;
+        let open: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached("SELECT id FROM jobs WHERE state IN ('pending', 'running')")?;
+            let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids
+        };
+        let now = now_unix();
+        for job in open {
+            settled.targets += self.conn.execute(
+                "UPDATE job_targets SET status = 'succeeded' WHERE job_id = ?1 AND status = 'running' AND revision <= ?2",
+                [job, served],
+            )? as u64;
+            let (unfinished, failed): (i64, i64) = self.conn.query_row(
+                "SELECT COALESCE(SUM(status IN ('pending', 'running')), 0), COALESCE(SUM(status = 'failed'), 0) \
+                 FROM job_targets WHERE job_id = ?1",
+                [job],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if unfinished > 0 {
+                continue;
+            }
+            let (state, error) = if failed > 0 {
+                (JobState::Failed, Some(format!("{failed} target(s) failed")))
+            } else {
+                (JobState::Succeeded, None)
+            };
+            self.conn.execute(
+                "UPDATE jobs SET state = ?2, error = ?3, started_at = COALESCE(started_at, ?4), finished_at = ?4 WHERE id = ?1",
+                params![job, state.as_str(), error, now],
+            )?;
+            settled.jobs_finished.push(JobId(job));
+        }
+        Ok(settled)
+    }
+
+    fn unfinished_jobs_for_certificate(&mut self, cert: CertId) -> StoreResult<Vec<JobId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state IN ('pending', 'running') AND (old_cert_id = ?1 OR new_cert_id = ?1) ORDER BY id",
+        )?;
+        let out = stmt.query_map([cert.0], |r| r.get(0).map(JobId))?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    // ---- idempotency ----
+
+    fn idempotency_get(&mut self, account: AccountId, token: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT request_hash, response FROM idempotency WHERE account_id = ?1 AND token = ?2",
+                params![account.0, token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            Some((request_hash, response)) => Ok(Some(IdempotencyRecord {
+                request_hash,
+                response: serde_json::from_str(&response).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    fn idempotency_put(&mut self, account: AccountId, token: &str, record: &IdempotencyRecord) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO idempotency (account_id, token, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![account.0, token, record.request_hash, record.response.to_string(), now_unix()],
+        )?;
+        Ok(())
+    }
+
+    // ---- serving ----
+
+    fn serving_state(&mut self) -> StoreResult<ServingState> {
+        let revision = self.revision()?;
+        let mut listeners: Vec<ServingListener> = Vec::new();
+        let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT l.id, l.account_id, l.load_balancer_id, lb.address, l.protocol, l.port \
+                 FROM listeners l JOIN load_balancers lb ON lb.id = l.load_balancer_id ORDER BY l.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let address: Option<String> = row.get(3)?;
+                let id: i64 = row.get(0)?;
+                index.insert(id, listeners.len());
+                listeners.push(ServingListener {
+                    listener_id: ListenerId(id),
+                    account_id: AccountId(row.get(1)?),
+                    load_balancer_id: LoadBalancerId(row.get(2)?),
+                    address: address.and_then(|a| a.parse().ok()),
+                    protocol: parse_enum(row, 4, Protocol::parse, "protocol")?,
+                    port: row.get(5)?,
+                    default_cert: None,
+                    additional_certs: Vec::new(),
+                    backends: Vec::new(),
+                });
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT listener_id, cert_id, role FROM bindings WHERE status <> 'Dissociating' ORDER BY listener_id, revision, cert_id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
+                let cert = CertId(row.get(1)?);
+                match parse_enum(row, 2, BindingRole::parse, "binding role")? {
+                    BindingRole::Default => listeners[i].default_cert = Some(cert),
+                    BindingRole::Additional => listeners[i].additional_certs.push(cert),
+                }
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare("SELECT id, listener_id, address, weight FROM backends ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let b = backend(row)?;
+                if let Some(&i) = index.get(&b.listener_id.0) {
+                    listeners[i].backends.push(b);
+                }
+            }
+        }
+        Ok(ServingState { revision, listeners })
+    }
+}
+
+fn stored_key(row: &rusqlite::Row) -> rusqlite::Result<StoredAccessKey> {
+    Ok(StoredAccessKey {
+        key_id: row.get(0)?,
+        account_id: AccountId(row.get(1)?),
+        secret_sealed: row.get(2)?,
+        enabled: row.get(3)?,
+        created_at: row.get(4)?,
+    })
+}
+
+fn backend(row: &rusqlite::Row) -> rusqlite::Result<Backend> {
+    Ok(Backend {
+        id: BackendId(row.get(0)?),
+        listener_id: ListenerId(row.get(1)?),
+        address: row.get(2)?,
+        weight: row.get(3)?,
+    })
+}
