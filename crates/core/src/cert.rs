@@ -185,7 +185,7 @@ pub fn parse_bundle(
     let mut certs = Vec::with_capacity(ders.len());
     for (i, der) in ders.iter().enumerate() {
         match X509Certificate::from_der(der.as_ref()) {
-            Ok((rest, cert)) if rest.is_empty() => certs.push(cert),
+            Ok(([], cert)) => certs.push(cert),
             Ok(_) => {
                 return Err(CertError::InvalidCertificate {
                     reason: format!("{} has trailing data after the certificate", describe_position(i)),
