@@ -91,8 +91,10 @@ impl FromRequest<ApiState> for Authed {
         let authorization = header_text(header::AUTHORIZATION.as_str());
         let date = header_text(DATE_HEADER);
         let method = parts.method.to_string();
-        let path = parts.uri.path().to_string();
-        let query = parts.uri.query().unwrap_or("").to_string();
+        // Signed over the path as sent: the nested router strips the `/v1` prefix.
+        let uri = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| o.0.clone()).unwrap_or(parts.uri.clone());
+        let path = uri.path().to_string();
+        let query = uri.query().unwrap_or("").to_string();
         let control = state.control.clone();
         let (caller, body, query) = blocking(move || {
             let caller = auth::verify(

@@ -1,0 +1,177 @@
+//! What a listener does with a connection once it is accepted (and, for TLS listeners,
+//! once the handshake is done): reverse-proxy HTTP to a backend, or stream bytes.
+
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::backends::BackendSet;
+use crate::upstream::{self, UpstreamError};
+use crate::Shared;
+
+pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// The scheme the client spoke, for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Forwards one request to one of `backends` and relays the answer; never fails: every
+/// problem becomes a status code the client can act on.
+pub(crate) async fn forward_request(
+    shared: &Shared,
+    backends: Option<Arc<BackendSet>>,
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+    scheme: Scheme,
+) -> Response<ProxyBody> {
+    let Some(backends) = backends.filter(|b| !b.is_empty()) else {
+        return plain_response(StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n");
+    };
+    if let Err(status) = prepare_request(&mut request, client, scheme) {
+        return plain_response(status, "bad request\n");
+    }
+    match shared.http_pool.send(&backends, &shared.health, request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(UpstreamError::NoHealthyBackend) => {
+            plain_response(StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "proxying a request failed");
+            plain_response(StatusCode::BAD_GATEWAY, "bad gateway\n")
+        }
+    }
+}
+
+/// Turns the client's request (HTTP/1.x or HTTP/2) into the HTTP/1.1 request the backend
+/// gets: origin-form target, a Host header, no hop-by-hop headers, forwarding headers.
+fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr, scheme: Scheme) -> Result<(), StatusCode> {
+    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let target: Uri = target.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
+    *request.uri_mut() = target;
+    *request.version_mut() = Version::HTTP_11;
+
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(header::HOST) {
+        // HTTP/2 carries the host as the :authority pseudo-header.
+        let host = authority.ok_or(StatusCode::BAD_REQUEST)?;
+        let host = HeaderValue::from_str(&host).map_err(|_| StatusCode::BAD_REQUEST)?;
+        headers.insert(header::HOST, host);
+    }
+    // HTTP/2 may split cookies over several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+    let cookies: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if cookies.len() > 1 {
+        let joined = join_values(&cookies, "; ");
+        headers.insert(header::COOKIE, joined.ok_or(StatusCode::BAD_REQUEST)?);
+    }
+
+    let client_ip = client.ip().to_canonical().to_string();
+    let mut chain: Vec<HeaderValue> = headers.get_all(&X_FORWARDED_FOR).iter().cloned().collect();
+    chain.push(HeaderValue::from_str(&client_ip).map_err(|_| StatusCode::BAD_REQUEST)?);
+    let forwarded_for = join_values(&chain, ", ").ok_or(StatusCode::BAD_REQUEST)?;
+    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme.as_str()));
+    Ok(())
+}
+
+fn join_values(values: &[HeaderValue], separator: &str) -> Option<HeaderValue> {
+    let mut joined: Vec<u8> = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(separator.as_bytes());
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from_static(body.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// Streams bytes between the client and a backend until either side closes. With no
+/// backend reachable the client connection is simply closed.
+pub(crate) async fn forward_stream<S>(shared: &Shared, backends: Option<Arc<BackendSet>>, mut client: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let connected = match backends {
+        Some(backends) => upstream::connect(&backends, &shared.health).await,
+        None => None,
+    };
+    let Some((address, mut backend)) = connected else {
+        tracing::debug!("no healthy backend; closing the client connection");
+        // A clean close (TLS close_notify) rather than a reset.
+        let _ = client.shutdown().await;
+        return;
+    };
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(backend = address, %error, "stream forwarding ended with an error");
+    }
+}

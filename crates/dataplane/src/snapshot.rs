@@ -1,0 +1,250 @@
+//! The immutable serving snapshot and how it is built from the control plane's state.
+//!
+//! Build the candidate completely, then publish it with one atomic swap (linkerd, Sozu).
+//! A listener whose certificates cannot be built at this revision keeps the certificate
+//! set it served before (GUIDE rule 6: never without a certificate; rule 3: old binding
+//! or new, never half) and carries the error, so status APIs and metrics report it.
+
+use certbind_core::model::Protocol;
+use certbind_core::serving::{ServingListener, ServingSource, ServingState};
+use certbind_core::{CertId, ListenerId};
+use rustls::crypto::CryptoProvider;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::backends::BackendSet;
+use crate::certset::{CertSet, LoadedCert};
+use crate::error::{CertLoadError, ListenerBuildError};
+
+/// Everything the data plane serves at one revision. Never mutated once published.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// -1 for the empty snapshot before the first build.
+    pub(crate) revision: i64,
+    pub(crate) listeners: HashMap<ListenerId, Arc<ListenerView>>,
+}
+
+impl Snapshot {
+    pub(crate) fn empty() -> Snapshot {
+        Snapshot {
+            revision: -1,
+            listeners: HashMap::new(),
+        }
+    }
+}
+
+/// Where and how a listener's socket listens: a change of any of these reopens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketSpec {
+    pub(crate) address: Option<IpAddr>,
+    pub(crate) port: u16,
+    pub(crate) protocol: Protocol,
+}
+
+#[derive(Debug)]
+pub(crate) struct ListenerView {
+    pub(crate) socket: SocketSpec,
+    /// `Some` for TLS listeners.
+    pub(crate) certs: Option<Arc<CertSet>>,
+    /// The revision whose bindings `certs` reflects; older than the snapshot's when
+    /// this revision's certificates failed to load. `None` if they never loaded.
+    pub(crate) certs_revision: Option<i64>,
+    pub(crate) cert_error: Option<ListenerBuildError>,
+    pub(crate) backends: Arc<BackendSet>,
+}
+
+/// Loaded certificates by id, kept across builds: certificates never change once stored,
+/// so each is fetched and its key parsed once, however many listeners or revisions use it.
+pub(crate) struct CertCache {
+    provider: Arc<CryptoProvider>,
+    loaded: HashMap<CertId, Arc<LoadedCert>>,
+}
+
+impl CertCache {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> CertCache {
+        CertCache {
+            provider,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// Loads the ids not cached yet, with one call to the source; returns why each id that
+    /// is still missing failed. Failures are not cached: the next build retries them.
+    fn fetch_missing(
+        &mut self,
+        ids: &HashSet<CertId>,
+        source: &dyn ServingSource,
+    ) -> HashMap<CertId, CertLoadError> {
+        let mut missing: Vec<CertId> = ids
+            .iter()
+            .filter(|id| !self.loaded.contains_key(id))
+            .copied()
+            .collect();
+        let mut failures = HashMap::new();
+        if missing.is_empty() {
+            return failures;
+        }
+        missing.sort();
+        let materials = match source.cert_material(&missing) {
+            Ok(materials) => materials,
+            Err(reason) => {
+                let error = CertLoadError::Source(reason);
+                return missing.into_iter().map(|id| (id, error.clone())).collect();
+            }
+        };
+        for material in &materials {
+            if !ids.contains(&material.id) {
+                continue;
+            }
+            match LoadedCert::from_material(material, &self.provider) {
+                Ok(cert) => {
+                    self.loaded.insert(material.id, Arc::new(cert));
+                }
+                Err(error) => {
+                    failures.insert(material.id, error);
+                }
+            }
+        }
+        for id in missing {
+            if !self.loaded.contains_key(&id) {
+                failures.entry(id).or_insert(CertLoadError::Missing);
+            }
+        }
+        failures
+    }
+
+    /// Drops certificates no listener serves any more.
+    fn retain_served(&mut self, snapshot: &Snapshot) {
+        let served: HashSet<CertId> = snapshot
+            .listeners
+            .values()
+            .filter_map(|view| view.certs.as_ref())
+            .flat_map(|set| set.certs().iter().map(|c| c.id))
+            .collect();
+        self.loaded.retain(|id, _| served.contains(id));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.loaded.len()
+    }
+}
+
+/// What a build produced: the snapshot to publish and the listeners that fell back.
+#[derive(Debug)]
+pub(crate) struct BuildOutcome {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) failures: Vec<(ListenerId, ListenerBuildError)>,
+}
+
+/// Builds the snapshot for `state`, reusing what `previous` and `cache` already hold.
+pub(crate) fn build(
+    state: ServingState,
+    previous: &Snapshot,
+    cache: &mut CertCache,
+    source: &dyn ServingSource,
+) -> BuildOutcome {
+    let wanted: HashSet<CertId> = state
+        .listeners
+        .iter()
+        .filter(|l| l.protocol.is_tls())
+        .flat_map(listener_cert_ids)
+        .collect();
+    let load_failures = cache.fetch_missing(&wanted, source);
+
+    let mut snapshot = Snapshot {
+        revision: state.revision,
+        listeners: HashMap::with_capacity(state.listeners.len()),
+    };
+    let mut failures = Vec::new();
+    for listener in &state.listeners {
+        let before = previous.listeners.get(&listener.listener_id);
+        let view = build_listener(listener, state.revision, before, cache, &load_failures);
+        if let Some(error) = &view.cert_error {
+            failures.push((listener.listener_id, error.clone()));
+        }
+        snapshot.listeners.insert(listener.listener_id, Arc::new(view));
+    }
+    cache.retain_served(&snapshot);
+    BuildOutcome { snapshot, failures }
+}
+
+/// The default first, then the additional ones, each once.
+fn listener_cert_ids(listener: &ServingListener) -> Vec<CertId> {
+    let mut ids: Vec<CertId> = listener.default_cert.into_iter().collect();
+    for id in &listener.additional_certs {
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    ids
+}
+
+fn build_listener(
+    listener: &ServingListener,
+    revision: i64,
+    before: Option<&Arc<ListenerView>>,
+    cache: &CertCache,
+    load_failures: &HashMap<CertId, CertLoadError>,
+) -> ListenerView {
+    let backends = match before {
+        Some(view) if view.backends.same_backends(&listener.backends) => view.backends.clone(),
+        _ => Arc::new(BackendSet::new(&listener.backends)),
+    };
+    let socket = SocketSpec {
+        address: listener.address,
+        port: listener.port,
+        protocol: listener.protocol,
+    };
+    if !listener.protocol.is_tls() {
+        return ListenerView {
+            socket,
+            certs: None,
+            certs_revision: None,
+            cert_error: None,
+            backends,
+        };
+    }
+
+    let ids = listener_cert_ids(listener);
+    let error = ids.iter().find_map(|id| {
+        let source = match cache.loaded.get(id) {
+            Some(_) => return None,
+            None => load_failures.get(id).cloned().unwrap_or(CertLoadError::Missing),
+        };
+        Some(ListenerBuildError {
+            revision,
+            cert: *id,
+            source,
+        })
+    });
+    let (certs, certs_revision) = match (&error, before) {
+        (None, _) => (Arc::new(loaded_set(listener, cache)), Some(revision)),
+        // Keep serving what this listener served before, whole.
+        (Some(_), Some(view)) if view.certs.is_some() => {
+            let certs = view.certs.clone().unwrap_or_default();
+            (certs, view.certs_revision)
+        }
+        // A new listener has nothing older to fall back to: serve what did load, so
+        // at least those names work, and report the rest.
+        (Some(_), _) => (Arc::new(loaded_set(listener, cache)), None),
+    };
+    ListenerView {
+        socket,
+        certs: Some(certs),
+        certs_revision,
+        cert_error: error,
+        backends,
+    }
+}
+
+/// The listener's certificates that are loaded, as one set.
+fn loaded_set(listener: &ServingListener, cache: &CertCache) -> CertSet {
+    let default = listener.default_cert.and_then(|id| cache.loaded.get(&id).cloned());
+    let additional = listener
+        .additional_certs
+        .iter()
+        .filter_map(|id| cache.loaded.get(id).cloned());
+    CertSet::new(default, additional)
+}
