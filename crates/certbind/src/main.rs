@@ -80,6 +80,9 @@ struct ServeArgs {
     /// Seconds in-flight connections get to finish at shutdown.
     #[arg(long, default_value_t = 10)]
     drain_timeout_secs: u64,
+    /// Job targets applied per store transaction (larger is faster, smaller commits progress more often).
+    #[arg(long, default_value_t = 5000)]
+    apply_batch: u64,
 }
 
 #[derive(Subcommand)]
@@ -359,6 +362,7 @@ fn run_server(args: ServeArgs) -> ExitCode {
         default_region: args.default_region,
         max_additional_per_lb: args.max_additional_certs_per_lb,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+        apply_batch: args.apply_batch.max(1),
     };
     match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,

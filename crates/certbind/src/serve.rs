@@ -24,6 +24,7 @@ pub struct ServeOptions {
     pub default_region: String,
     pub max_additional_per_lb: u32,
     pub drain_timeout: Duration,
+    pub apply_batch: u64,
 }
 
 #[derive(Debug, Error)]
@@ -98,6 +99,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = ControlConfig {
         default_region: options.default_region.clone(),
         max_additional_per_lb: options.max_additional_per_lb,
+        apply_batch: options.apply_batch,
         ..ControlConfig::default()
     };
     let control = Control::new(Arc::new(store), master, config)?;
