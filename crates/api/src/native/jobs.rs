@@ -86,16 +86,19 @@ struct JobQuery {
     state: Option<JobState>,
     #[serde(default)]
     kind: Option<JobKind>,
-    #[serde(flatten)]
-    page: PageQuery,
+    // Not flattened: serde_urlencoded cannot parse numbers inside a flattened struct.
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "super::default_limit")]
+    limit: u64,
 }
 
 pub async fn list(authed: Authed) -> Result<Response, ApiError> {
     let q: JobQuery = authed.query()?;
-    let limit = check_limit(q.page.limit)?;
-    let filter = JobFilter { state: q.state, kind: q.kind, old_cert_id: None, offset: q.page.offset, limit };
+    let limit = check_limit(q.limit)?;
+    let filter = JobFilter { state: q.state, kind: q.kind, old_cert_id: None, offset: q.offset, limit };
     let (items, total) = authed.run(move |c, caller| c.list_jobs(caller, &filter)).await?;
-    Ok(ok(Page { items, total, offset: q.page.offset, limit }))
+    Ok(ok(Page { items, total, offset: q.offset, limit }))
 }
 
 pub async fn show(Path(id): Path<String>, authed: Authed) -> Result<Response, ApiError> {

@@ -1,7 +1,7 @@
 //! Load balancers, listeners and backends.
 
 use super::error::ApiError;
-use super::{accepted, check_limit, created, ok, parse_id, Authed, Page, PageQuery, WithOptions};
+use super::{accepted, check_limit, created, ok, parse_id, Authed, Page, WithOptions};
 use crate::DataPlaneView;
 use axum::extract::Path;
 use axum::response::Response;
@@ -27,23 +27,26 @@ struct LbQuery {
     region: Option<String>,
     #[serde(default)]
     lb_type: Option<LbType>,
-    #[serde(flatten)]
-    page: PageQuery,
+    // Not flattened: serde_urlencoded cannot parse numbers inside a flattened struct.
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "super::default_limit")]
+    limit: u64,
 }
 
 pub async fn list_lbs(authed: Authed) -> Result<Response, ApiError> {
     let q: LbQuery = authed.query()?;
-    let limit = check_limit(q.page.limit)?;
+    let limit = check_limit(q.limit)?;
     let filter = LoadBalancerFilter {
         project_id: q.project_id,
         ids: Vec::new(),
         lb_type: q.lb_type,
         region: q.region,
-        offset: q.page.offset,
+        offset: q.offset,
         limit,
     };
     let (items, total) = authed.run(move |c, caller| c.list_load_balancers(caller, &filter)).await?;
-    Ok(ok(Page { items, total, offset: q.page.offset, limit }))
+    Ok(ok(Page { items, total, offset: q.offset, limit }))
 }
 
 pub async fn show_lb(Path(id): Path<String>, authed: Authed) -> Result<Response, ApiError> {
@@ -109,24 +112,27 @@ struct ListenerQuery {
     load_balancer_id: Option<LoadBalancerId>,
     #[serde(default)]
     protocol: Option<Protocol>,
-    #[serde(flatten)]
-    page: PageQuery,
+    // Not flattened: serde_urlencoded cannot parse numbers inside a flattened struct.
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "super::default_limit")]
+    limit: u64,
 }
 
 pub async fn list_listeners(authed: Authed) -> Result<Response, ApiError> {
     let q: ListenerQuery = authed.query()?;
-    let limit = check_limit(q.page.limit)?;
+    let limit = check_limit(q.limit)?;
     let filter = ListenerFilter {
         load_balancer_id: q.load_balancer_id,
         ids: Vec::new(),
         protocol: q.protocol,
-        offset: q.page.offset,
+        offset: q.offset,
         limit,
     };
     let dataplane = authed.dataplane.clone();
     let (items, total) = authed.run(move |c, caller| c.list_listeners(caller, &filter)).await?;
     let items: Vec<_> = items.into_iter().map(|l| listener_view(l, &dataplane)).collect();
-    Ok(ok(Page { items, total, offset: q.page.offset, limit }))
+    Ok(ok(Page { items, total, offset: q.offset, limit }))
 }
 
 pub async fn show_listener(Path(id): Path<String>, authed: Authed) -> Result<Response, ApiError> {
