@@ -13,7 +13,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::CertLoadError;
@@ -124,12 +124,14 @@ impl CertSet {
         additional: impl IntoIterator<Item = Arc<LoadedCert>>,
     ) -> CertSet {
         let mut set = CertSet::default();
+        let mut seen: HashSet<CertId> = HashSet::new();
         if let Some(cert) = default {
             set.default = Some(0);
+            seen.insert(cert.id);
             set.push(cert);
         }
         for cert in additional {
-            if !set.certs.iter().any(|c| c.id == cert.id) {
+            if seen.insert(cert.id) {
                 set.push(cert);
             }
         }

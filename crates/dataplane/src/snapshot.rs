@@ -51,6 +51,10 @@ pub(crate) struct ListenerView {
     /// this revision's certificates failed to load. `None` if they never loaded.
     pub(crate) certs_revision: Option<i64>,
     pub(crate) cert_error: Option<ListenerBuildError>,
+    /// The bindings `certs` was built for (default first, then additional, each once),
+    /// to reuse the set when a later revision leaves them unchanged.
+    default_cert: Option<CertId>,
+    cert_ids: Vec<CertId>,
     pub(crate) backends: Arc<BackendSet>,
 }
 
@@ -124,11 +128,6 @@ impl CertCache {
             .collect();
         self.loaded.retain(|id, _| served.contains(id));
     }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.loaded.len()
-    }
 }
 
 /// What a build produced: the snapshot to publish and the listeners that fell back.
@@ -172,13 +171,14 @@ pub(crate) fn build(
 
 /// The default first, then the additional ones, each once.
 fn listener_cert_ids(listener: &ServingListener) -> Vec<CertId> {
-    let mut ids: Vec<CertId> = listener.default_cert.into_iter().collect();
-    for id in &listener.additional_certs {
-        if !ids.contains(id) {
-            ids.push(*id);
-        }
-    }
-    ids
+    let mut seen = HashSet::with_capacity(listener.additional_certs.len() + 1);
+    listener
+        .default_cert
+        .iter()
+        .chain(&listener.additional_certs)
+        .filter(|id| seen.insert(**id))
+        .copied()
+        .collect()
 }
 
 fn build_listener(
@@ -203,11 +203,28 @@ fn build_listener(
             certs: None,
             certs_revision: None,
             cert_error: None,
+            default_cert: None,
+            cert_ids: Vec::new(),
             backends,
         };
     }
 
     let ids = listener_cert_ids(listener);
+    // Unchanged bindings (the common case: a revision touches few listeners) reuse the
+    // built set instead of re-indexing what may be 100k names.
+    if let Some(view) = before {
+        if let (Some(certs), true, None) = (&view.certs, view.default_cert == listener.default_cert && view.cert_ids == ids, &view.cert_error) {
+            return ListenerView {
+                socket,
+                certs: Some(certs.clone()),
+                certs_revision: Some(revision),
+                cert_error: None,
+                default_cert: listener.default_cert,
+                cert_ids: ids,
+                backends,
+            };
+        }
+    }
     let error = ids.iter().find_map(|id| {
         let source = match cache.loaded.get(id) {
             Some(_) => return None,
@@ -235,6 +252,8 @@ fn build_listener(
         certs: Some(certs),
         certs_revision,
         cert_error: error,
+        default_cert: listener.default_cert,
+        cert_ids: ids,
         backends,
     }
 }

@@ -79,11 +79,11 @@ async fn full_chain_is_sent_over_tls12_and_tls13() {
 async fn valid_certificate_with_latest_expiry_wins_over_expired_and_not_yet_valid() {
     let pki = Pki::new();
     let default = pki.leaf(&["default.test"]);
-    let expired = pki.leaf_between(&["dup.test"], (2001, 1, 1), (2002, 1, 1));
-    let valid = pki.leaf_between(&["dup.test"], (2020, 1, 1), (year_offset(2), 1, 1));
+    let expired = pki.leaf_between(&["dup.example.com"], (2001, 1, 1), (2002, 1, 1));
+    let valid = pki.leaf_between(&["dup.example.com"], (2020, 1, 1), (year_offset(2), 1, 1));
     // Expires last of all but is not valid yet.
-    let future = pki.leaf_between(&["dup.test"], (year_offset(1), 1, 1), (year_offset(20), 1, 1));
-    let valid_longer = pki.leaf_between(&["*.test"], (2020, 1, 1), (year_offset(3), 1, 1));
+    let future = pki.leaf_between(&["dup.example.com"], (year_offset(1), 1, 1), (year_offset(20), 1, 1));
+    let valid_longer = pki.leaf_between(&["*.example.com"], (2020, 1, 1), (year_offset(3), 1, 1));
     let port = free_port();
     let h = Harness::start().await;
     h.commit(|e| {
@@ -93,7 +93,7 @@ async fn valid_certificate_with_latest_expiry_wins_over_expired_and_not_yet_vali
         e.listeners.push(l);
     })
     .await;
-    let stream = tls_connect(&pki, &ClientOptions::sni("dup.test"), port).await.expect("handshake");
+    let stream = tls_connect(&pki, &ClientOptions::sni("dup.example.com"), port).await.expect("handshake");
     assert_eq!(served_leaf(&stream), valid.leaf_der());
 
     // A valid wildcard expiring later beats the valid exact name.
@@ -102,7 +102,7 @@ async fn valid_certificate_with_latest_expiry_wins_over_expired_and_not_yet_vali
         e.listener(1).additional_certs.push(id);
     })
     .await;
-    let stream = tls_connect(&pki, &ClientOptions::sni("dup.test"), port).await.expect("handshake");
+    let stream = tls_connect(&pki, &ClientOptions::sni("dup.example.com"), port).await.expect("handshake");
     assert_eq!(served_leaf(&stream), valid_longer.leaf_der());
     h.shutdown().await;
 }
