@@ -78,10 +78,7 @@ pub(crate) struct HealthTable {
 
 impl HealthTable {
     pub(crate) fn new(quarantine: Duration) -> HealthTable {
-        HealthTable {
-            quarantine,
-            down_until: Mutex::new(HashMap::new()),
-        }
+        HealthTable { quarantine, down_until: Mutex::new(HashMap::new()) }
     }
 
     pub(crate) fn is_available(&self, address: &str) -> bool {
@@ -110,12 +107,7 @@ mod tests {
     use certbind_core::ListenerId;
 
     fn backend(address: &str, weight: u32) -> Backend {
-        Backend {
-            id: BackendId(1),
-            listener_id: ListenerId(1),
-            address: address.into(),
-            weight,
-        }
+        Backend { id: BackendId(1), listener_id: ListenerId(1), address: address.into(), weight }
     }
 
     fn first(set: &BackendSet, health: &HealthTable) -> Option<String> {

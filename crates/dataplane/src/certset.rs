@@ -44,38 +44,19 @@ impl std::fmt::Debug for LoadedCert {
 impl LoadedCert {
     /// Parses the key with `provider` and checks it belongs to the leaf. Errors never
     /// carry key bytes.
-    pub fn from_material(
-        material: &CertMaterial,
-        provider: &CryptoProvider,
-    ) -> Result<Self, CertLoadError> {
+    pub fn from_material(material: &CertMaterial, provider: &CryptoProvider) -> Result<Self, CertLoadError> {
         if material.chain_der.is_empty() {
             return Err(CertLoadError::EmptyChain);
         }
-        let chain: Vec<CertificateDer<'static>> = material
-            .chain_der
-            .iter()
-            .map(|der| CertificateDer::from(der.clone()))
-            .collect();
-        let key = PrivateKeyDer::from_pem_slice(material.private_key_pem.as_bytes())
-            .map_err(|_| CertLoadError::KeyPem)?;
-        let certified = CertifiedKey::from_der(chain, key, provider)
-            .map_err(|e| CertLoadError::Key(e.to_string()))?;
-        Ok(Self::new(
-            material.id,
-            Arc::new(certified),
-            &material.host_names,
-            material.not_before,
-            material.not_after,
-        ))
+        let chain: Vec<CertificateDer<'static>> =
+            material.chain_der.iter().map(|der| CertificateDer::from(der.clone())).collect();
+        let key =
+            PrivateKeyDer::from_pem_slice(material.private_key_pem.as_bytes()).map_err(|_| CertLoadError::KeyPem)?;
+        let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| CertLoadError::Key(e.to_string()))?;
+        Ok(Self::new(material.id, Arc::new(certified), &material.host_names, material.not_before, material.not_after))
     }
 
-    pub fn new(
-        id: CertId,
-        key: Arc<CertifiedKey>,
-        names: &[String],
-        not_before: i64,
-        not_after: i64,
-    ) -> Self {
+    pub fn new(id: CertId, key: Arc<CertifiedKey>, names: &[String], not_before: i64, not_after: i64) -> Self {
         let mut normalized: Vec<String> = Vec::with_capacity(names.len());
         for name in names {
             let name = normalize_host(name.trim());
@@ -83,13 +64,7 @@ impl LoadedCert {
                 normalized.push(name);
             }
         }
-        LoadedCert {
-            id,
-            key,
-            names: normalized,
-            not_before,
-            not_after,
-        }
+        LoadedCert { id, key, names: normalized, not_before, not_after }
     }
 
     pub fn is_valid_at(&self, now: i64) -> bool {
@@ -119,10 +94,7 @@ struct Candidate {
 impl CertSet {
     /// Builds the set from the listener's default certificate and its additional ones.
     /// A certificate listed twice is kept once; the default sits at position 0.
-    pub fn new(
-        default: Option<Arc<LoadedCert>>,
-        additional: impl IntoIterator<Item = Arc<LoadedCert>>,
-    ) -> CertSet {
+    pub fn new(default: Option<Arc<LoadedCert>>, additional: impl IntoIterator<Item = Arc<LoadedCert>>) -> CertSet {
         let mut set = CertSet::default();
         let mut seen: HashSet<CertId> = HashSet::new();
         if let Some(cert) = default {
@@ -190,36 +162,27 @@ impl CertSet {
 
     fn best_match(&self, host: &str, now: i64) -> Option<&Arc<LoadedCert>> {
         // Handshakes usually carry lowercase names already; avoid allocating then.
-        let host: Cow<'_, str> =
-            if host.ends_with('.') || host.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(normalize_host(host))
-            } else {
-                Cow::Borrowed(host)
-            };
+        let host: Cow<'_, str> = if host.ends_with('.') || host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(normalize_host(host))
+        } else {
+            Cow::Borrowed(host)
+        };
         if host.is_empty() {
             return None;
         }
         let exact = self.exact.get(host.as_ref()).into_iter().flatten();
-        let exact = exact.map(|&p| Candidate {
-            position: p as usize,
-            exact: true,
-        });
+        let exact = exact.map(|&p| Candidate { position: p as usize, exact: true });
         // A host containing `*` is only ever matched by the identical name (core::names).
         let parent = if host.contains('*') {
             None
         } else {
-            host.split_once('.')
-                .filter(|(label, rest)| !label.is_empty() && !rest.is_empty())
-                .map(|(_, rest)| rest)
+            host.split_once('.').filter(|(label, rest)| !label.is_empty() && !rest.is_empty()).map(|(_, rest)| rest)
         };
         let wild = parent
             .and_then(|suffix| self.wildcard.get(suffix))
             .into_iter()
             .flatten()
-            .map(|&p| Candidate {
-                position: p as usize,
-                exact: false,
-            });
+            .map(|&p| Candidate { position: p as usize, exact: false });
         let mut best: Option<(Candidate, &Arc<LoadedCert>)> = None;
         for candidate in exact.chain(wild) {
             let Some(cert) = self.certs.get(candidate.position) else {
@@ -227,9 +190,7 @@ impl CertSet {
             };
             let better = match &best {
                 None => true,
-                Some((current, current_cert)) => {
-                    rank(candidate, cert, now) > rank(*current, current_cert, now)
-                }
+                Some((current, current_cert)) => rank(candidate, cert, now) > rank(*current, current_cert, now),
             };
             if better {
                 best = Some((candidate, cert));
@@ -242,12 +203,7 @@ impl CertSet {
 /// Higher is better: valid first, then latest expiry, then exact over wildcard, then the
 /// earlier position.
 fn rank(candidate: Candidate, cert: &LoadedCert, now: i64) -> (bool, i64, bool, std::cmp::Reverse<usize>) {
-    (
-        cert.is_valid_at(now),
-        cert.not_after,
-        candidate.exact,
-        std::cmp::Reverse(candidate.position),
-    )
+    (cert.is_valid_at(now), cert.not_after, candidate.exact, std::cmp::Reverse(candidate.position))
 }
 
 fn push_position(index: &mut HashMap<Box<str>, Vec<u32>>, key: &str, position: u32) {
@@ -260,6 +216,5 @@ fn push_position(index: &mut HashMap<Box<str>, Vec<u32>>, key: &str, position: u
 /// The suffix a name stands for when it is a wildcard in the sense of
 /// `certbind_core::names::matches`: `*.` followed by a non-empty suffix without `*`.
 fn wildcard_suffix(name: &str) -> Option<&str> {
-    name.strip_prefix("*.")
-        .filter(|suffix| !suffix.is_empty() && !suffix.contains('*'))
+    name.strip_prefix("*.").filter(|suffix| !suffix.is_empty() && !suffix.contains('*'))
 }

@@ -26,8 +26,8 @@
 //! certificate never changes once stored, so an unloadable one would stall every job of
 //! every listener until someone unbound it.
 
-pub mod certset;
 mod backends;
+pub mod certset;
 mod counted;
 mod error;
 mod listener;
@@ -107,10 +107,7 @@ impl std::fmt::Debug for DataPlane {
 impl DataPlane {
     pub fn new(config: DataPlaneConfig, source: Arc<dyn ServingSource>) -> Arc<Self> {
         let mut http_server = auto::Builder::new(TokioExecutor::new());
-        http_server
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        http_server.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
@@ -121,12 +118,7 @@ impl DataPlane {
             runtime: Mutex::new(HashMap::new()),
         });
         let (served, _) = watch::channel(-1);
-        Arc::new(DataPlane {
-            config,
-            source,
-            shared,
-            served,
-        })
+        Arc::new(DataPlane { config, source, shared, served })
     }
 
     /// Revision of the snapshot currently published (served). Starts at -1 until the
@@ -141,11 +133,7 @@ impl DataPlane {
     /// the snapshot's revision on [`DataPlane::served_revision`]. Revisions committed while
     /// a build runs are coalesced into one build from the latest state. On shutdown,
     /// stops accepting and lets open connections finish for up to the drain timeout.
-    pub async fn run(
-        self: Arc<Self>,
-        mut committed: watch::Receiver<i64>,
-        shutdown: impl Future<Output = ()> + Send,
-    ) {
+    pub async fn run(self: Arc<Self>, mut committed: watch::Receiver<i64>, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         let mut sockets = Sockets::new(self.shared.clone(), self.config.listen_ip, self.config.drain_timeout);
         let mut cache = CertCache::new(self.shared.provider.clone());

@@ -124,12 +124,7 @@ pub(crate) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn serve_connection(
-    task: Arc<ListenerTask>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
+async fn serve_connection(task: Arc<ListenerTask>, tcp: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
     let _active = task.metrics.connection_opened();
     let _ = tcp.set_nodelay(true);
     let stream = Counted::new(tcp, task.metrics.clone());

@@ -116,16 +116,23 @@ impl MetricsRegistry {
         };
         let mut out = String::new();
 
-        let per_listener = |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&ListenerMetrics) -> i64| {
-            header(out, name, kind, help);
-            for (id, m) in &listeners {
-                let _ = writeln!(out, "{name}{{listener=\"{}\"}} {}", escape(&id.to_string()), value(m));
-            }
-        };
+        let per_listener =
+            |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&ListenerMetrics) -> i64| {
+                header(out, name, kind, help);
+                for (id, m) in &listeners {
+                    let _ = writeln!(out, "{name}{{listener=\"{}\"}} {}", escape(&id.to_string()), value(m));
+                }
+            };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
-        per_listener(&mut out, "certbind_listener_connections_total", "counter", "Connections accepted.", &|m| load(&m.connections));
-        per_listener(&mut out, "certbind_listener_active_connections", "gauge", "Connections open now.", &|m| m.active.load(Ordering::Relaxed));
-        per_listener(&mut out, "certbind_listener_handshakes_total", "counter", "TLS handshakes completed.", &|m| load(&m.handshakes));
+        per_listener(&mut out, "certbind_listener_connections_total", "counter", "Connections accepted.", &|m| {
+            load(&m.connections)
+        });
+        per_listener(&mut out, "certbind_listener_active_connections", "gauge", "Connections open now.", &|m| {
+            m.active.load(Ordering::Relaxed)
+        });
+        per_listener(&mut out, "certbind_listener_handshakes_total", "counter", "TLS handshakes completed.", &|m| {
+            load(&m.handshakes)
+        });
         header(&mut out, "certbind_listener_handshake_failures_total", "counter", "TLS handshakes failed, by reason.");
         for (id, m) in &listeners {
             for reason in HandshakeFailure::ALL {
@@ -138,14 +145,31 @@ impl MetricsRegistry {
                 );
             }
         }
-        per_listener(&mut out, "certbind_listener_bytes_in_total", "counter", "Bytes read from clients (TLS records included).", &|m| load(&m.bytes_in));
-        per_listener(&mut out, "certbind_listener_bytes_out_total", "counter", "Bytes written to clients (TLS records included).", &|m| load(&m.bytes_out));
+        per_listener(
+            &mut out,
+            "certbind_listener_bytes_in_total",
+            "counter",
+            "Bytes read from clients (TLS records included).",
+            &|m| load(&m.bytes_in),
+        );
+        per_listener(
+            &mut out,
+            "certbind_listener_bytes_out_total",
+            "counter",
+            "Bytes written to clients (TLS records included).",
+            &|m| load(&m.bytes_out),
+        );
 
         header(&mut out, "certbind_listener_up", "gauge", "1 when the listener's socket is accepting connections.");
         let runtime: BTreeMap<_, _> = runtime.iter().collect();
         for (id, rt) in &runtime {
             let up = i64::from(rt.state == crate::sockets::STATE_SERVING);
-            let _ = writeln!(out, "certbind_listener_up{{listener=\"{}\",state=\"{}\"}} {up}", escape(&id.to_string()), escape(&rt.state));
+            let _ = writeln!(
+                out,
+                "certbind_listener_up{{listener=\"{}\",state=\"{}\"}} {up}",
+                escape(&id.to_string()),
+                escape(&rt.state)
+            );
         }
 
         header(&mut out, "certbind_listener_certificates_stale", "gauge", "1 when the listener still serves an older revision's certificates because the current ones failed to load.");
@@ -153,11 +177,20 @@ impl MetricsRegistry {
         for (id, view) in &views {
             if view.certs.is_some() {
                 let stale = i64::from(view.cert_error.is_some());
-                let _ = writeln!(out, "certbind_listener_certificates_stale{{listener=\"{}\"}} {stale}", escape(&id.to_string()));
+                let _ = writeln!(
+                    out,
+                    "certbind_listener_certificates_stale{{listener=\"{}\"}} {stale}",
+                    escape(&id.to_string())
+                );
             }
         }
 
-        header(&mut out, "certbind_certificate_not_after_seconds", "gauge", "Expiry (not_after, seconds since the epoch) of each certificate being served.");
+        header(
+            &mut out,
+            "certbind_certificate_not_after_seconds",
+            "gauge",
+            "Expiry (not_after, seconds since the epoch) of each certificate being served.",
+        );
         let mut expiry: BTreeMap<CertId, i64> = BTreeMap::new();
         for view in snapshot.listeners.values() {
             for cert in view.certs.iter().flat_map(|set| set.certs()) {
@@ -165,15 +198,33 @@ impl MetricsRegistry {
             }
         }
         for (id, not_after) in expiry {
-            let _ = writeln!(out, "certbind_certificate_not_after_seconds{{cert=\"{}\"}} {not_after}", escape(&id.to_string()));
+            let _ = writeln!(
+                out,
+                "certbind_certificate_not_after_seconds{{cert=\"{}\"}} {not_after}",
+                escape(&id.to_string())
+            );
         }
 
-        header(&mut out, "certbind_served_revision", "gauge", "Store revision of the snapshot being served (-1 before the first).");
+        header(
+            &mut out,
+            "certbind_served_revision",
+            "gauge",
+            "Store revision of the snapshot being served (-1 before the first).",
+        );
         let _ = writeln!(out, "certbind_served_revision {served_revision}");
         header(&mut out, "certbind_snapshot_builds_total", "counter", "Snapshots built and published.");
         let _ = writeln!(out, "certbind_snapshot_builds_total {}", self.snapshot_builds.load(Ordering::Relaxed));
-        header(&mut out, "certbind_snapshot_build_failures_total", "counter", "Snapshot builds that failed in whole or in part (the previous state kept serving).");
-        let _ = writeln!(out, "certbind_snapshot_build_failures_total {}", self.snapshot_build_failures.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "certbind_snapshot_build_failures_total",
+            "counter",
+            "Snapshot builds that failed in whole or in part (the previous state kept serving).",
+        );
+        let _ = writeln!(
+            out,
+            "certbind_snapshot_build_failures_total {}",
+            self.snapshot_build_failures.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -36,16 +36,8 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings"];
 
 /// Forwards one request to one of `backends` and relays the answer; never fails: every
 /// problem becomes a status code the client can act on.
@@ -68,9 +60,7 @@ pub(crate) async fn forward_request(
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, body.boxed())
         }
-        Err(UpstreamError::NoHealthyBackend) => {
-            plain_response(StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n")
-        }
+        Err(UpstreamError::NoHealthyBackend) => plain_response(StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n"),
         Err(error) => {
             tracing::warn!(%error, "proxying a request failed");
             plain_response(StatusCode::BAD_GATEWAY, "bad gateway\n")
@@ -80,22 +70,18 @@ pub(crate) async fn forward_request(
 
 /// Turns the client's request (HTTP/1.x or HTTP/2) into the HTTP/1.1 request the backend
 /// gets: origin-form target, a Host header, no hop-by-hop headers, forwarding headers.
-fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr, scheme: Scheme) -> Result<(), StatusCode> {
+fn prepare_request<B>(request: &mut Request<B>, client: SocketAddr, scheme: Scheme) -> Result<(), StatusCode> {
     let authority = request.uri().authority().map(|a| a.as_str().to_owned());
-    let target = request
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+    let target = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let target: Uri = target.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
     *request.uri_mut() = target;
     *request.version_mut() = Version::HTTP_11;
 
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
-    if !headers.contains_key(header::HOST) {
-        // HTTP/2 carries the host as the :authority pseudo-header.
-        let host = authority.ok_or(StatusCode::BAD_REQUEST)?;
+    // HTTP/2 carries the host as the :authority pseudo-header. An HTTP/1.0 request may
+    // have neither; it goes on without one and the backend decides.
+    if let (false, Some(host)) = (headers.contains_key(header::HOST), authority) {
         let host = HeaderValue::from_str(&host).map_err(|_| StatusCode::BAD_REQUEST)?;
         headers.insert(header::HOST, host);
     }
@@ -144,14 +130,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from_static(body.as_bytes()))
-        .map_err(|never| match never {})
-        .boxed();
+    let body = Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed();
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -173,5 +155,65 @@ where
     };
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         tracing::debug!(backend = address, %error, "stream forwarding ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(request: Request<()>, scheme: Scheme) -> Request<()> {
+        let mut request = request;
+        let client: SocketAddr = "[::ffff:192.0.2.9]:4000".parse().expect("addr");
+        prepare_request(&mut request, client, scheme).expect("valid request");
+        request
+    }
+
+    #[test]
+    fn forwarding_headers_are_appended_and_hop_by_hop_ones_dropped() {
+        let request = Request::get("/a?b=c")
+            .header("host", "site.test")
+            .header("x-forwarded-for", "198.51.100.1")
+            .header("x-forwarded-proto", "gopher")
+            .header("connection", "keep-alive, x-secret-hop")
+            .header("x-secret-hop", "1")
+            .header("te", "trailers")
+            .header("upgrade", "websocket")
+            .body(())
+            .expect("request");
+        let request = prepared(request, Scheme::Https);
+        let headers = request.headers();
+        assert_eq!(headers["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(headers["host"], "site.test");
+        for gone in ["connection", "x-secret-hop", "te", "upgrade"] {
+            assert!(!headers.contains_key(gone), "{gone} forwarded");
+        }
+        assert_eq!(request.uri(), "/a?b=c");
+        assert_eq!(request.version(), Version::HTTP_11);
+    }
+
+    #[test]
+    fn http2_request_gets_host_from_authority_and_one_cookie_header() {
+        let request = Request::get("https://site.test:8443/x")
+            .version(Version::HTTP_2)
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .body(())
+            .expect("request");
+        let request = prepared(request, Scheme::Http);
+        let headers = request.headers();
+        assert_eq!(headers["host"], "site.test:8443");
+        assert_eq!(headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(headers["cookie"], "a=1; b=2");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(request.uri(), "/x");
+    }
+
+    #[test]
+    fn request_without_any_host_goes_on_without_one() {
+        let request = prepared(Request::get("/x").version(Version::HTTP_10).body(()).expect("request"), Scheme::Http);
+        assert!(!request.headers().contains_key("host"));
+        assert_eq!(request.headers()["x-forwarded-for"], "192.0.2.9");
     }
 }

@@ -27,10 +27,7 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     pub(crate) fn empty() -> Snapshot {
-        Snapshot {
-            revision: -1,
-            listeners: HashMap::new(),
-        }
+        Snapshot { revision: -1, listeners: HashMap::new() }
     }
 }
 
@@ -67,24 +64,13 @@ pub(crate) struct CertCache {
 
 impl CertCache {
     pub(crate) fn new(provider: Arc<CryptoProvider>) -> CertCache {
-        CertCache {
-            provider,
-            loaded: HashMap::new(),
-        }
+        CertCache { provider, loaded: HashMap::new() }
     }
 
     /// Loads the ids not cached yet, with one call to the source; returns why each id that
     /// is still missing failed. Failures are not cached: the next build retries them.
-    fn fetch_missing(
-        &mut self,
-        ids: &HashSet<CertId>,
-        source: &dyn ServingSource,
-    ) -> HashMap<CertId, CertLoadError> {
-        let mut missing: Vec<CertId> = ids
-            .iter()
-            .filter(|id| !self.loaded.contains_key(id))
-            .copied()
-            .collect();
+    fn fetch_missing(&mut self, ids: &HashSet<CertId>, source: &dyn ServingSource) -> HashMap<CertId, CertLoadError> {
+        let mut missing: Vec<CertId> = ids.iter().filter(|id| !self.loaded.contains_key(id)).copied().collect();
         let mut failures = HashMap::new();
         if missing.is_empty() {
             return failures;
@@ -144,18 +130,11 @@ pub(crate) fn build(
     cache: &mut CertCache,
     source: &dyn ServingSource,
 ) -> BuildOutcome {
-    let wanted: HashSet<CertId> = state
-        .listeners
-        .iter()
-        .filter(|l| l.protocol.is_tls())
-        .flat_map(listener_cert_ids)
-        .collect();
+    let wanted: HashSet<CertId> =
+        state.listeners.iter().filter(|l| l.protocol.is_tls()).flat_map(listener_cert_ids).collect();
     let load_failures = cache.fetch_missing(&wanted, source);
 
-    let mut snapshot = Snapshot {
-        revision: state.revision,
-        listeners: HashMap::with_capacity(state.listeners.len()),
-    };
+    let mut snapshot = Snapshot { revision: state.revision, listeners: HashMap::with_capacity(state.listeners.len()) };
     let mut failures = Vec::new();
     for listener in &state.listeners {
         let before = previous.listeners.get(&listener.listener_id);
@@ -172,13 +151,7 @@ pub(crate) fn build(
 /// The default first, then the additional ones, each once.
 fn listener_cert_ids(listener: &ServingListener) -> Vec<CertId> {
     let mut seen = HashSet::with_capacity(listener.additional_certs.len() + 1);
-    listener
-        .default_cert
-        .iter()
-        .chain(&listener.additional_certs)
-        .filter(|id| seen.insert(**id))
-        .copied()
-        .collect()
+    listener.default_cert.iter().chain(&listener.additional_certs).filter(|id| seen.insert(**id)).copied().collect()
 }
 
 fn build_listener(
@@ -192,11 +165,7 @@ fn build_listener(
         Some(view) if view.backends.same_backends(&listener.backends) => view.backends.clone(),
         _ => Arc::new(BackendSet::new(&listener.backends)),
     };
-    let socket = SocketSpec {
-        address: listener.address,
-        port: listener.port,
-        protocol: listener.protocol,
-    };
+    let socket = SocketSpec { address: listener.address, port: listener.port, protocol: listener.protocol };
     if !listener.protocol.is_tls() {
         return ListenerView {
             socket,
@@ -213,7 +182,8 @@ fn build_listener(
     // Unchanged bindings (the common case: a revision touches few listeners) reuse the
     // built set instead of re-indexing what may be 100k names.
     if let Some(view) = before {
-        if let (Some(certs), true, None) = (&view.certs, view.default_cert == listener.default_cert && view.cert_ids == ids, &view.cert_error) {
+        let unchanged = view.cert_error.is_none() && view.default_cert == listener.default_cert && view.cert_ids == ids;
+        if let (true, Some(certs)) = (unchanged, &view.certs) {
             return ListenerView {
                 socket,
                 certs: Some(certs.clone()),
@@ -230,22 +200,16 @@ fn build_listener(
             Some(_) => return None,
             None => load_failures.get(id).cloned().unwrap_or(CertLoadError::Missing),
         };
-        Some(ListenerBuildError {
-            revision,
-            cert: *id,
-            source,
-        })
+        Some(ListenerBuildError { revision, cert: *id, source })
     });
-    let (certs, certs_revision) = match (&error, before) {
+    let served_before = before.and_then(|view| view.certs.clone().map(|certs| (certs, view.certs_revision)));
+    let (certs, certs_revision) = match (&error, served_before) {
         (None, _) => (Arc::new(loaded_set(listener, cache)), Some(revision)),
         // Keep serving what this listener served before, whole.
-        (Some(_), Some(view)) if view.certs.is_some() => {
-            let certs = view.certs.clone().unwrap_or_default();
-            (certs, view.certs_revision)
-        }
+        (Some(_), Some(kept)) => kept,
         // A new listener has nothing older to fall back to: serve what did load, so
         // at least those names work, and report the rest.
-        (Some(_), _) => (Arc::new(loaded_set(listener, cache)), None),
+        (Some(_), None) => (Arc::new(loaded_set(listener, cache)), None),
     };
     ListenerView {
         socket,
@@ -261,9 +225,6 @@ fn build_listener(
 /// The listener's certificates that are loaded, as one set.
 fn loaded_set(listener: &ServingListener, cache: &CertCache) -> CertSet {
     let default = listener.default_cert.and_then(|id| cache.loaded.get(&id).cloned());
-    let additional = listener
-        .additional_certs
-        .iter()
-        .filter_map(|id| cache.loaded.get(id).cloned());
+    let additional = listener.additional_certs.iter().filter_map(|id| cache.loaded.get(id).cloned());
     CertSet::new(default, additional)
 }

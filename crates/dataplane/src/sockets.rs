@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::listener::{accept_loop, ListenerTask};
-use crate::snapshot::{SocketSpec, Snapshot};
+use crate::snapshot::{Snapshot, SocketSpec};
 use crate::tls::server_config;
 use crate::Shared;
 
@@ -52,14 +52,7 @@ pub(crate) struct Sockets {
 
 impl Sockets {
     pub(crate) fn new(shared: Arc<Shared>, listen_ip: IpAddr, drain_timeout: Duration) -> Sockets {
-        Sockets {
-            shared,
-            listen_ip,
-            drain_timeout,
-            open: HashMap::new(),
-            draining: Vec::new(),
-            bind_failed: 0,
-        }
+        Sockets { shared, listen_ip, drain_timeout, open: HashMap::new(), draining: Vec::new(), bind_failed: 0 }
     }
 
     /// Whether some listener waits for its port; the run loop then retries periodically.
@@ -96,7 +89,11 @@ impl Sockets {
 
         let mut statuses = HashMap::with_capacity(snapshot.listeners.len());
         let mut bind_failed = 0;
-        for (id, view) in &snapshot.listeners {
+        // In id order, so that of two listeners claiming one address the older one
+        // deterministically gets it.
+        let mut views: Vec<_> = snapshot.listeners.iter().collect();
+        views.sort_by_key(|(id, _)| **id);
+        for (id, view) in views {
             let address = SocketAddr::new(view.socket.address.unwrap_or(self.listen_ip), view.socket.port);
             let status = if let Some(open) = self.open.get(id) {
                 debug_assert_eq!(open.spec, view.socket);
@@ -154,12 +151,7 @@ impl Sockets {
         let (stop, stop_rx) = watch::channel(false);
         let (released_tx, released) = oneshot::channel();
         let task = tokio::spawn(accept_loop(task, socket, stop_rx, released_tx));
-        Ok(OpenSocket {
-            spec,
-            stop,
-            task,
-            released,
-        })
+        Ok(OpenSocket { spec, stop, task, released })
     }
 
     /// Stops every socket and waits for their drains (each bounded by the drain timeout).
@@ -193,11 +185,7 @@ enum OpenError {
 }
 
 fn runtime(state: &str, address: SocketAddr, reason: Option<String>) -> ListenerRuntime {
-    ListenerRuntime {
-        state: state.to_owned(),
-        address: address.to_string(),
-        reason,
-    }
+    ListenerRuntime { state: state.to_owned(), address: address.to_string(), reason }
 }
 
 /// SO_REUSEADDR so a port freed by a stopped listener (its connections in TIME_WAIT)

@@ -22,9 +22,7 @@ pub(crate) struct ListenerResolver {
 
 impl std::fmt::Debug for ListenerResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerResolver")
-            .field("listener", &self.listener)
-            .finish_non_exhaustive()
+        f.debug_struct("ListenerResolver").field("listener", &self.listener).finish_non_exhaustive()
     }
 }
 
@@ -33,9 +31,7 @@ impl ResolvesServerCert for ListenerResolver {
         let snapshot = self.shared.snapshot.load();
         let certs = snapshot.listeners.get(&self.listener)?.certs.as_ref()?;
         let now = certbind_core::now_unix();
-        certs
-            .select(client_hello.server_name(), now)
-            .map(|cert| cert.key.clone())
+        certs.select(client_hello.server_name(), now).map(|cert| cert.key.clone())
     }
 }
 
@@ -59,9 +55,7 @@ pub(crate) fn server_config(
 /// Maps a failed `TlsAcceptor::accept` to a metric reason. tokio-rustls wraps rustls
 /// errors in `io::ErrorKind::InvalidData`.
 pub(crate) fn classify_handshake_error(error: &io::Error) -> HandshakeFailure {
-    let tls = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let tls = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
         // rustls's own wording when the resolver returns nothing (server/hs.rs).
         Some(rustls::Error::General(message)) if message.contains("no server certificate") => {
@@ -88,5 +82,28 @@ pub(crate) fn classify_handshake_error(error: &io::Error) -> HandshakeFailure {
             io::ErrorKind::InvalidData => HandshakeFailure::ProtocolError,
             _ => HandshakeFailure::Other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(error: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn handshake_errors_map_to_metric_reasons() {
+        let no_cert = wrapped(rustls::Error::General("no server certificate chain resolved".into()));
+        assert_eq!(classify_handshake_error(&no_cert), HandshakeFailure::NoCertificate);
+        let alert = wrapped(rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate));
+        assert_eq!(classify_handshake_error(&alert), HandshakeFailure::PeerAlert);
+        let garbage = wrapped(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType));
+        assert_eq!(classify_handshake_error(&garbage), HandshakeFailure::ProtocolError);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(classify_handshake_error(&reset), HandshakeFailure::Io);
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(classify_handshake_error(&eof), HandshakeFailure::Io);
     }
 }

@@ -27,17 +27,11 @@ pub(crate) enum UpstreamError {
     #[error("no healthy backend")]
     NoHealthyBackend,
     #[error("backend {backend}: {source}")]
-    Http {
-        backend: String,
-        source: hyper::Error,
-    },
+    Http { backend: String, source: hyper::Error },
 }
 
 /// Connects to the first candidate that accepts, quarantining each one that does not.
-pub(crate) async fn connect(
-    backends: &BackendSet,
-    health: &HealthTable,
-) -> Option<(String, TcpStream)> {
+pub(crate) async fn connect(backends: &BackendSet, health: &HealthTable) -> Option<(String, TcpStream)> {
     let candidates: Vec<String> = backends.candidates(health).map(str::to_owned).collect();
     for address in candidates {
         if let Some(stream) = connect_one(&address, health).await {
@@ -156,18 +150,12 @@ impl HttpPool {
             let connections = idle.entry(address).or_default();
             connections.retain(|c| !c.sender.is_closed());
             if connections.len() < MAX_IDLE_PER_BACKEND {
-                connections.push(IdleConnection {
-                    sender,
-                    since: Instant::now(),
-                });
+                connections.push(IdleConnection { sender, since: Instant::now() });
             }
         });
     }
 }
 
 fn http_error(backend: &str, source: hyper::Error) -> UpstreamError {
-    UpstreamError::Http {
-        backend: backend.to_owned(),
-        source,
-    }
+    UpstreamError::Http { backend: backend.to_owned(), source }
 }

@@ -82,13 +82,7 @@ fn cert_spec() -> impl Strategy<Value = CertSpec> {
 }
 
 fn loaded(spec: &CertSpec) -> Arc<LoadedCert> {
-    Arc::new(LoadedCert::new(
-        CertId(spec.id),
-        shared_key(),
-        &spec.names,
-        spec.not_before,
-        spec.not_after,
-    ))
+    Arc::new(LoadedCert::new(CertId(spec.id), shared_key(), &spec.names, spec.not_before, spec.not_after))
 }
 
 /// The rules read directly: among certificates with a name matching `host`, valid at
@@ -102,7 +96,7 @@ fn oracle(set: &CertSet, host: Option<&str>) -> Option<CertId> {
             .enumerate()
             .filter(|(_, c)| c.names.iter().any(|n| matches(n, host)))
             .max_by_key(|(i, c)| {
-                let exact = c.names.iter().any(|n| *n == normalized);
+                let exact = c.names.contains(&normalized);
                 (c.is_valid_at(NOW), c.not_after, exact, std::cmp::Reverse(*i))
             })
             .map(|(_, c)| c.id)

@@ -24,12 +24,7 @@ async fn echo_http_backend(name: &'static str) -> SocketAddr {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| async move {
                     let header = |name: &str| {
-                        request
-                            .headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-")
-                            .to_owned()
+                        request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
                     };
                     let body = format!(
                         "backend={name}\nxff={}\nproto={}\nhost={}\nversion={:?}\ntarget={}\n",
@@ -41,9 +36,7 @@ async fn echo_http_backend(name: &'static str) -> SocketAddr {
                     );
                     Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::from(body))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
             });
         }
     });
@@ -78,13 +71,10 @@ async fn https_get(pki: &Pki, port: u16, alpn: &[u8], path: &str) -> (StatusCode
     let negotiated = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
     let io = TokioIo::new(tls);
     let response = if alpn == b"h2" {
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .expect("h2 handshake");
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.expect("h2 handshake");
         tokio::spawn(connection);
-        let request = Request::get(format!("https://proxy.test{path}"))
-            .body(Empty::<Bytes>::new())
-            .expect("request");
+        let request = Request::get(format!("https://proxy.test{path}")).body(Empty::<Bytes>::new()).expect("request");
         sender.send_request(request).await.expect("h2 response")
     } else {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
@@ -154,10 +144,8 @@ async fn http_listener_proxies_in_the_clear() {
     tokio::spawn(connection);
     // Two requests on one connection: keep-alive on both sides.
     for _ in 0..2 {
-        let request = Request::get("/plain")
-            .header("host", "plain.test")
-            .body(Empty::<Bytes>::new())
-            .expect("request");
+        sender.ready().await.expect("connection reusable");
+        let request = Request::get("/plain").header("host", "plain.test").body(Empty::<Bytes>::new()).expect("request");
         let response = sender.send_request(request).await.expect("response");
         assert_eq!(response.status(), StatusCode::OK);
         let body = response.into_body().collect().await.expect("body").to_bytes();
@@ -302,8 +290,5 @@ async fn shutdown_stops_accepting_and_drains_within_the_timeout() {
     // Dropped after the drain timeout.
     let read = tokio::time::timeout(Duration::from_secs(5), held.read(&mut one)).await.expect("closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert_eq!(
-        dataplane.listener_runtime(certbind_core::ListenerId(1)).expect("runtime").state,
-        "stopped"
-    );
+    assert_eq!(dataplane.listener_runtime(certbind_core::ListenerId(1)).expect("runtime").state, "stopped");
 }

@@ -6,8 +6,8 @@ mod common;
 use certbind_core::model::Protocol;
 use certbind_core::ListenerId;
 use common::*;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,9 +38,7 @@ async fn sni_selects_exact_then_wildcard_and_falls_back_to_the_default() {
         let stream = tls_connect(&pki, &options, port).await.expect("handshake");
         assert_eq!(served_leaf(&stream), expected.leaf_der(), "SNI {:?}", options.sni);
     }
-    let stream = tls_connect(&pki, &ClientOptions::no_sni("default.test"), port)
-        .await
-        .expect("handshake without SNI");
+    let stream = tls_connect(&pki, &ClientOptions::no_sni("default.test"), port).await.expect("handshake without SNI");
     assert_eq!(served_leaf(&stream), default.leaf_der());
     h.shutdown().await;
 }
@@ -107,13 +105,15 @@ async fn valid_certificate_with_latest_expiry_wins_over_expired_and_not_yet_vali
     h.shutdown().await;
 }
 
-/// Several clients handshake without pause while the default certificate is replaced
-/// revision after revision: no handshake fails, and each one that starts after revision
-/// R is reported served gets R's certificate or a later one.
+/// Several clients handshake without pause while revisions replace the default
+/// certificate and associate and dissociate an SNI certificate: no handshake fails, and
+/// each one that starts after revision R is reported served gets what R (or a later
+/// revision) serves for its SNI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_under_load_fails_no_handshake_and_serves_each_new_revision() {
     const CLIENTS: usize = 4;
-    const ROTATIONS: usize = 15;
+    const STEPS: usize = 24;
+    const EXTRA: &str = "extra.swap.test";
     let pki = Arc::new(Pki::new());
     let port = free_port();
     let h = Harness::start().await;
@@ -125,19 +125,25 @@ async fn hot_swap_under_load_fails_no_handshake_and_serves_each_new_revision() {
             e.listeners.push(l);
         })
         .await;
-    // Revision → leaf served from that revision on.
-    let leaves: Arc<Mutex<Vec<(i64, Vec<u8>)>>> = Arc::new(Mutex::new(vec![(revision, first.leaf_der().to_vec())]));
+    // Per revision: the leaf served without SNI and the one served for EXTRA.
+    let first_leaf = first.leaf_der().to_vec();
+    let mut expected: Vec<(i64, Vec<u8>, Vec<u8>)> = vec![(revision, first_leaf.clone(), first_leaf)];
 
     let stop = Arc::new(AtomicBool::new(false));
-    let handshakes = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
+    for client in 0..CLIENTS {
         let pki = pki.clone();
         let stop = stop.clone();
-        let handshakes = handshakes.clone();
         let served = h.dataplane.served_revision();
         clients.push(tokio::spawn(async move {
-            let options = ClientOptions::no_sni("swap.test");
+            // Half the clients send no SNI, half ask for the SNI certificate; every
+            // certificate of this test also covers swap.test, so both verify.
+            let with_sni = client % 2 == 1;
+            let options = if with_sni {
+                ClientOptions::sni(EXTRA).verify_as("swap.test")
+            } else {
+                ClientOptions::no_sni("swap.test")
+            };
             let config = client_config(&pki, &options);
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -145,50 +151,72 @@ async fn hot_swap_under_load_fails_no_handshake_and_serves_each_new_revision() {
                 let stream = tls_connect_with(config.clone(), &options, port)
                     .await
                     .unwrap_or_else(|e| panic!("handshake failed during hot swap: {e}"));
-                seen.push((started_after, served_leaf(&stream)));
-                handshakes.fetch_add(1, Ordering::Relaxed);
+                seen.push((with_sni, started_after, served_leaf(&stream)));
             }
             seen
         }));
     }
 
-    for _ in 0..ROTATIONS {
-        let next = pki.leaf(&["swap.test"]);
-        let revision = h
-            .commit(|e| {
-                let id = e.add_cert(&next);
-                e.listener(1).default_cert = Some(id);
-            })
-            .await;
-        leaves.lock().unwrap().push((revision, next.leaf_der().to_vec()));
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut default_leaf = first.leaf_der().to_vec();
+    let mut extra_leaf: Option<Vec<u8>> = None;
+    for step in 0..STEPS {
+        let revision = match step % 3 {
+            // Replace the default.
+            0 => {
+                let next = pki.leaf(&["swap.test"]);
+                default_leaf = next.leaf_der().to_vec();
+                h.commit(|e| {
+                    let id = e.add_cert(&next);
+                    e.listener(1).default_cert = Some(id);
+                })
+                .await
+            }
+            // Associate a new SNI certificate.
+            1 => {
+                let extra = pki.leaf(&[EXTRA, "swap.test"]);
+                extra_leaf = Some(extra.leaf_der().to_vec());
+                h.commit(|e| {
+                    let id = e.add_cert(&extra);
+                    e.listener(1).additional_certs = vec![id];
+                })
+                .await
+            }
+            // Dissociate it.
+            _ => {
+                extra_leaf = None;
+                h.commit(|e| e.listener(1).additional_certs.clear()).await
+            }
+        };
+        let sni_leaf = extra_leaf.clone().unwrap_or_else(|| default_leaf.clone());
+        expected.push((revision, default_leaf.clone(), sni_leaf));
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    let leaves = leaves.lock().unwrap().clone();
     let mut total = 0;
     for client in clients {
-        for (started_after, leaf) in client.await.expect("client task") {
+        for (with_sni, started_after, leaf) in client.await.expect("client task") {
             total += 1;
-            // Revisions of this test are consecutive; the leaf must belong to R or later.
-            let served_at = leaves
+            let newest_at_start = expected
                 .iter()
-                .find(|(_, der)| *der == leaf)
-                .map(|(revision, _)| *revision)
-                .expect("served leaf is one of ours");
-            let newest_at_start = leaves
-                .iter()
-                .filter(|(revision, _)| *revision <= started_after)
-                .map(|(revision, _)| *revision)
+                .map(|(revision, _, _)| *revision)
+                .filter(|revision| *revision <= started_after)
                 .max()
                 .expect("a revision was served before the handshake");
+            let acceptable = expected
+                .iter()
+                .filter(|(revision, _, _)| *revision >= newest_at_start)
+                .any(|(_, no_sni, sni)| if with_sni { *sni == leaf } else { *no_sni == leaf });
             assert!(
-                served_at >= newest_at_start,
-                "handshake started after revision {started_after} was served but got revision {served_at}'s certificate"
+                acceptable,
+                "a handshake (SNI: {with_sni}) started after revision {started_after} was served got an older revision's certificate"
             );
         }
     }
-    assert!(total >= ROTATIONS, "clients made only {total} handshakes");
-    assert!(h.dataplane.metrics_text().contains("reason=\"no_certificate\"} 0"));
+    assert!(total >= STEPS, "clients made only {total} handshakes");
+    let metrics = h.dataplane.metrics_text();
+    for reason in ["no_certificate", "protocol_error", "peer_alert", "timeout", "io", "other"] {
+        assert!(metrics.contains(&format!("{{listener=\"lsn-1\",reason=\"{reason}\"}} 0")), "{metrics}");
+    }
     h.shutdown().await;
 }
 
@@ -302,11 +330,10 @@ async fn state_read_failure_keeps_serving_and_does_not_advance_the_revision() {
     assert_eq!(*h.dataplane.served_revision().borrow(), good);
     let stream = tls_connect(&pki, &ClientOptions::sni("stay.test"), port).await.expect("handshake");
     assert_eq!(served_leaf(&stream), cert.leaf_der());
-    // Recovers by itself once the state can be read again.
-    {
-        let _ = h.commit_nowait(|e| *e.fail_state = false);
-    }
-    h.wait_served(next + 1).await;
+    // Recovers once the state can be read again.
+    let recovered = h.commit_nowait(|e| *e.fail_state = false);
+    assert_eq!(recovered, next + 1);
+    h.wait_served(recovered).await;
     h.shutdown().await;
 }
 
@@ -344,17 +371,14 @@ async fn metrics_expose_handshakes_bytes_and_certificate_expiry() {
         drop(stream);
     }
     eventually("handshakes counted", || {
-        h.dataplane
-            .metrics_text()
-            .contains("certbind_listener_handshakes_total{listener=\"lsn-3\"} 2")
+        h.dataplane.metrics_text().contains("certbind_listener_handshakes_total{listener=\"lsn-3\"} 2")
     })
     .await;
     let text = h.dataplane.metrics_text();
     assert!(text.contains("# TYPE certbind_listener_handshakes_total counter"));
-    assert!(text.contains(&format!(
-        "certbind_certificate_not_after_seconds{{cert=\"{}\"}} {}",
-        cert.id, cert.not_after
-    )));
+    assert!(
+        text.contains(&format!("certbind_certificate_not_after_seconds{{cert=\"{}\"}} {}", cert.id, cert.not_after))
+    );
     let bytes_out = text
         .lines()
         .find(|l| l.starts_with("certbind_listener_bytes_out_total{listener=\"lsn-3\"}"))
@@ -417,10 +441,7 @@ async fn removed_listener_closes_its_port_and_a_moved_one_reopens() {
     h.commit(|e| e.listener(1).port = moved).await;
     assert!(tokio::net::TcpStream::connect((LOCALHOST, port)).await.is_err());
     tls_connect(&pki, &ClientOptions::sni("move.test"), moved).await.expect("handshake");
-    assert_eq!(
-        h.dataplane.listener_runtime(ListenerId(1)).expect("runtime").address,
-        format!("127.0.0.1:{moved}")
-    );
+    assert_eq!(h.dataplane.listener_runtime(ListenerId(1)).expect("runtime").address, format!("127.0.0.1:{moved}"));
     h.commit(|e| e.listeners.clear()).await;
     assert!(tokio::net::TcpStream::connect((LOCALHOST, moved)).await.is_err());
     assert_eq!(h.dataplane.listener_runtime(ListenerId(1)), None);

@@ -162,10 +162,7 @@ impl ServingSource for TestSource {
         if state.fail_state {
             return Err("test source: state unavailable".into());
         }
-        Ok(ServingState {
-            revision: state.revision,
-            listeners: state.listeners.clone(),
-        })
+        Ok(ServingState { revision: state.revision, listeners: state.listeners.clone() })
     }
 
     fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {
@@ -195,12 +192,7 @@ pub fn listener(id: i64, protocol: Protocol, port: u16) -> ServingListener {
 }
 
 pub fn backend(listener: i64, address: String, weight: u32) -> Backend {
-    Backend {
-        id: BackendId(1),
-        listener_id: ListenerId(listener),
-        address,
-        weight,
-    }
+    Backend { id: BackendId(1), listener_id: ListenerId(listener), address, weight }
 }
 
 /// What a test changes in one revision.
@@ -218,10 +210,7 @@ impl Edit<'_> {
     }
 
     pub fn listener(&mut self, id: i64) -> &mut ServingListener {
-        self.listeners
-            .iter_mut()
-            .find(|l| l.listener_id == ListenerId(id))
-            .expect("listener in state")
+        self.listeners.iter_mut().find(|l| l.listener_id == ListenerId(id)).expect("listener in state")
     }
 }
 
@@ -241,25 +230,13 @@ impl Harness {
 
     pub async fn start_with(drain_timeout: Duration) -> Harness {
         let source = Arc::new(TestSource::default());
-        let dataplane = DataPlane::new(
-            DataPlaneConfig {
-                listen_ip: LOCALHOST,
-                drain_timeout,
-            },
-            source.clone(),
-        );
+        let dataplane = DataPlane::new(DataPlaneConfig { listen_ip: LOCALHOST, drain_timeout }, source.clone());
         let (committed, committed_rx) = watch::channel(0);
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let run = tokio::spawn(dataplane.clone().run(committed_rx, async move {
             let _ = shutdown_rx.await;
         }));
-        let harness = Harness {
-            dataplane,
-            source,
-            committed,
-            shutdown: Some(shutdown),
-            run: Some(run),
-        };
+        let harness = Harness { dataplane, source, committed, shutdown: Some(shutdown), run: Some(run) };
         harness.wait_served(0).await;
         harness
     }
@@ -330,8 +307,7 @@ impl ServerCertVerifier for VerifyAs {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -379,10 +355,7 @@ impl ClientOptions {
     }
 
     pub fn no_sni(verify_as: &str) -> ClientOptions {
-        ClientOptions {
-            sni: None,
-            ..ClientOptions::sni(verify_as)
-        }
+        ClientOptions { sni: None, ..ClientOptions::sni(verify_as) }
     }
 
     pub fn verify_as(mut self, name: &str) -> ClientOptions {
@@ -392,13 +365,9 @@ impl ClientOptions {
 }
 
 pub fn client_config(pki: &Pki, options: &ClientOptions) -> Arc<ClientConfig> {
-    let inner = WebPkiServerVerifier::builder_with_provider(pki.roots(), provider())
-        .build()
-        .expect("verifier");
-    let verifier = Arc::new(VerifyAs {
-        inner,
-        name: ServerName::try_from(options.verify_as.clone()).expect("verify name"),
-    });
+    let inner = WebPkiServerVerifier::builder_with_provider(pki.roots(), provider()).build().expect("verifier");
+    let verifier =
+        Arc::new(VerifyAs { inner, name: ServerName::try_from(options.verify_as.clone()).expect("verify name") });
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&options.versions)
         .expect("versions")
