@@ -22,6 +22,8 @@ const KEY_ID: &str = "CBBENCHKEY0000000001";
 const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
 const MASTER_KEY: &str = "101112131415161718191a1b1c1d1e1f000102030405060708090a0b0c0d0e0f";
 const PORTS_PER_LB: usize = 500;
+/// How often the job is polled, as a client would.
+const POLL_MS: u64 = 100;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -30,7 +32,8 @@ fn arg(name: &str, default: &str) -> String {
 
 fn seed(dir: &std::path::Path, listeners: usize) -> (String, String) {
     let store = Arc::new(SqliteStore::open_dir(dir).expect("open store"));
-    let control = Control::new(store.clone(), MasterKey::from_text(MASTER_KEY).unwrap(), ControlConfig::default()).unwrap();
+    let control =
+        Control::new(store.clone(), MasterKey::from_text(MASTER_KEY).unwrap(), ControlConfig::default()).unwrap();
     control.bootstrap(Some((KEY_ID, SECRET))).unwrap();
     let caller = control.access_key_secret(KEY_ID).unwrap().unwrap().0;
     let upload = |name: &str| {
@@ -59,7 +62,8 @@ fn seed(dir: &std::path::Path, listeners: usize) -> (String, String) {
                 lb_type: LbType::Network,
                 region: "bench".into(),
                 // TEST-NET-1/2/3: documentation addresses no host owns.
-                address: Some(format!("{}.{}", ["192.0.2", "198.51.100", "203.0.113"][i / 250 % 3], i % 250 + 1).parse().unwrap()),
+                // (192.0.2.0/24 is left out: some hosts use it for their own interface.)
+                address: Some(format!("{}.{}", ["198.51.100", "203.0.113"][i / 250 % 2], i % 250 + 1).parse().unwrap()),
                 attributes: json!({}),
             })
             .unwrap();
@@ -110,16 +114,25 @@ fn main() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let mut child = Command::new(&server_bin)
-        .args(["serve", "--data-dir"])
-        .arg(&dir)
-        .args(["--api-addr", &format!("127.0.0.1:{port}"), "--listen-ip", "127.0.0.1"])
+    let apply_batch = arg("--apply-batch", "");
+    let mut command = Command::new(&server_bin);
+    command.args(["serve", "--data-dir"]).arg(&dir).args([
+        "--api-addr",
+        &format!("127.0.0.1:{port}"),
+        "--listen-ip",
+        "127.0.0.1",
+    ]);
+    if !apply_batch.is_empty() {
+        command.args(["--apply-batch", &apply_batch]);
+    }
+    let mut child = command
         .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
         .env("CERTBIND_ACCESS_KEY_SECRET", SECRET)
         .env("CERTBIND_MASTER_KEY", MASTER_KEY)
-        .env("RUST_LOG", "error")
+        // BENCH_LOG=debug shows the server's log on stderr while profiling.
+        .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into()))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var("BENCH_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("start certbind serve");
     let base = format!("http://127.0.0.1:{port}");
@@ -141,7 +154,7 @@ fn main() {
         if value["state"] == "succeeded" || value["state"] == "failed" {
             break value;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(POLL_MS));
     };
     let wall_secs = submitted.elapsed().as_secs_f64();
     let peak_kib = peak_rss_kib(child.id());

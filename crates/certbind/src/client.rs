@@ -40,7 +40,12 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .new_agent();
-        Client { base: base.trim_end_matches('/').to_string(), key_id: key_id.to_string(), secret: secret.to_string(), agent }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            key_id: key_id.to_string(),
+            secret: secret.to_string(),
+            agent,
+        }
     }
 
     /// From `CERTBIND_API` (default `http://127.0.0.1:7480`), `CERTBIND_ACCESS_KEY_ID` and
@@ -90,8 +95,10 @@ impl Client {
             .header("content-type", "application/json")
             .body(body)
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        let mut response =
-            self.agent.run(request).map_err(|e| ClientError::Transport { url: self.base.clone(), reason: e.to_string() })?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| ClientError::Transport { url: self.base.clone(), reason: e.to_string() })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()

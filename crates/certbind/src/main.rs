@@ -81,7 +81,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 10)]
     drain_timeout_secs: u64,
     /// Job targets applied per store transaction (larger is faster, smaller commits progress more often).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 20000)]
     apply_batch: u64,
 }
 
@@ -89,7 +89,9 @@ struct ServeArgs {
 enum AccountCmd {
     Show,
     /// Create an account with its first access key (operator account only).
-    Create { name: String },
+    Create {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,8 +121,12 @@ enum CertCmd {
         #[arg(long)]
         project: Option<String>,
     },
-    Show { id: String },
-    Delete { id: String },
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -164,8 +170,12 @@ enum LbCmd {
         project: Option<String>,
     },
     List,
-    Show { id: String },
-    Delete { id: String },
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,8 +202,12 @@ enum ListenerCmd {
         #[arg(long)]
         lb: Option<String>,
     },
-    Show { id: String },
-    Delete { id: String },
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -331,7 +345,10 @@ fn main() -> ExitCode {
         Err(e) => {
             if out.json {
                 if let ClientError::Api { status, code, message, request_id } = &e {
-                    println!("{}", json!({"error": {"status": status, "code": code, "message": message, "request_id": request_id}}));
+                    println!(
+                        "{}",
+                        json!({"error": {"status": status, "code": code, "message": message, "request_id": request_id}})
+                    );
                     return ExitCode::FAILURE;
                 }
             }
@@ -344,7 +361,8 @@ fn main() -> ExitCode {
 fn run_server(args: ServeArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -477,18 +495,28 @@ fn run_client(client: &Client, out: &Output, command: Command) -> Result<ExitCod
     match command {
         Command::Serve(_) => unreachable!("handled in main"),
         Command::Account(AccountCmd::Show) => out.object(&client.get("/v1/account")?),
-        Command::Account(AccountCmd::Create { name }) => out.object(&client.post("/v1/accounts", &json!({"name": name}))?),
+        Command::Account(AccountCmd::Create { name }) => {
+            out.object(&client.post("/v1/accounts", &json!({"name": name}))?)
+        }
         Command::Key(cmd) => match cmd {
-            KeyCmd::List => out.list(&client.get("/v1/access-keys")?, &[("KEY ID", "/key_id"), ("ENABLED", "/enabled")]),
+            KeyCmd::List => {
+                out.list(&client.get("/v1/access-keys")?, &[("KEY ID", "/key_id"), ("ENABLED", "/enabled")])
+            }
             KeyCmd::Create => out.object(&client.post("/v1/access-keys", &json!({}))?),
-            KeyCmd::Disable { key_id } => out.object(&client.patch(&format!("/v1/access-keys/{key_id}"), &json!({"enabled": false}))?),
-            KeyCmd::Enable { key_id } => out.object(&client.patch(&format!("/v1/access-keys/{key_id}"), &json!({"enabled": true}))?),
+            KeyCmd::Disable { key_id } => {
+                out.object(&client.patch(&format!("/v1/access-keys/{key_id}"), &json!({"enabled": false}))?)
+            }
+            KeyCmd::Enable { key_id } => {
+                out.object(&client.patch(&format!("/v1/access-keys/{key_id}"), &json!({"enabled": true}))?)
+            }
             KeyCmd::Delete { key_id } => out.object(&client.delete(&format!("/v1/access-keys/{key_id}"))?),
         },
         Command::Project(ProjectCmd::List) => {
             out.list(&client.get("/v1/projects")?, &[("ID", "/id"), ("NAME", "/name"), ("DEFAULT", "/is_default")])
         }
-        Command::Project(ProjectCmd::Create { name }) => out.object(&client.post("/v1/projects", &json!({"name": name}))?),
+        Command::Project(ProjectCmd::Create { name }) => {
+            out.object(&client.post("/v1/projects", &json!({"name": name}))?)
+        }
         Command::Cert(cmd) => match cmd {
             CertCmd::Upload(a) => {
                 let mut body = json!({
@@ -533,7 +561,12 @@ fn run_client(client: &Client, out: &Output, command: Command) -> Result<ExitCod
                     println!();
                     print_table(
                         answer["bindings"].as_array().map(Vec::as_slice).unwrap_or_default(),
-                        &[("LISTENER", "/listener_id"), ("LB", "/load_balancer_id"), ("ROLE", "/role"), ("STATUS", "/status")],
+                        &[
+                            ("LISTENER", "/listener_id"),
+                            ("LB", "/load_balancer_id"),
+                            ("ROLE", "/role"),
+                            ("STATUS", "/status"),
+                        ],
                     );
                 }
             }
@@ -552,7 +585,10 @@ fn run_client(client: &Client, out: &Output, command: Command) -> Result<ExitCod
                 } else {
                     print_object(&answer["load_balancer"]);
                     println!();
-                    print_table(answer["listeners"].as_array().map(Vec::as_slice).unwrap_or_default(), LISTENER_COLUMNS);
+                    print_table(
+                        answer["listeners"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                        LISTENER_COLUMNS,
+                    );
                 }
             }
             LbCmd::Delete { id } => out.object(&client.delete(&format!("/v1/load-balancers/{id}"))?),
@@ -585,12 +621,17 @@ fn run_client(client: &Client, out: &Output, command: Command) -> Result<ExitCod
             }
             ListenerCmd::Delete { id } => out.object(&client.delete(&format!("/v1/listeners/{id}"))?),
         },
-        Command::Backend(cmd) => match cmd {
-            BackendCmd::Add { listener, address, weight } => out.object(
-                &client.post(&format!("/v1/listeners/{listener}/backends"), &json!({"address": address, "weight": weight}))?,
-            ),
-            BackendCmd::Remove { listener, id } => out.object(&client.delete(&format!("/v1/listeners/{listener}/backends/{id}"))?),
-        },
+        Command::Backend(cmd) => {
+            match cmd {
+                BackendCmd::Add { listener, address, weight } => out.object(&client.post(
+                    &format!("/v1/listeners/{listener}/backends"),
+                    &json!({"address": address, "weight": weight}),
+                )?),
+                BackendCmd::Remove { listener, id } => {
+                    out.object(&client.delete(&format!("/v1/listeners/{listener}/backends/{id}"))?)
+                }
+            }
+        }
         Command::Bind(cmd) => {
             let (path, body, flags) = match cmd {
                 BindCmd::Default { listener, cert, flags } => {
@@ -656,7 +697,12 @@ fn submit(client: &Client, out: &Output, path: &str, body: Value, flags: &JobFla
         println!("dry run: {} listener change(s), nothing changed", answer["target_count"]);
         print_table(
             answer["targets"].as_array().map(Vec::as_slice).unwrap_or_default(),
-            &[("LISTENER", "/listener_id"), ("ACTION", "/action"), ("OLD", "/old_certificate_id"), ("NEW", "/new_certificate_id")],
+            &[
+                ("LISTENER", "/listener_id"),
+                ("ACTION", "/action"),
+                ("OLD", "/old_certificate_id"),
+                ("NEW", "/new_certificate_id"),
+            ],
         );
         let uncovered = answer["uncovered_hosts"].as_array().cloned().unwrap_or_default();
         if !uncovered.is_empty() {

@@ -125,10 +125,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     };
 
     let source: Arc<dyn ServingSource> = Arc::new(control.clone());
-    let dataplane = DataPlane::new(
-        DataPlaneConfig { listen_ip: options.listen_ip, drain_timeout: options.drain_timeout },
-        source,
-    );
+    let dataplane =
+        DataPlane::new(DataPlaneConfig { listen_ip: options.listen_ip, drain_timeout: options.drain_timeout }, source);
     let served = dataplane.served_revision();
     let dataplane_task = tokio::spawn(dataplane.clone().run(control.committed_revisions(), shutdown()));
     let runner_task = tokio::spawn(control.clone().run_jobs(served.clone(), shutdown()));

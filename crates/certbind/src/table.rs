@@ -15,8 +15,10 @@ pub fn cell(value: &Value) -> String {
 }
 
 pub fn print_table(items: &[Value], columns: &[Column]) {
-    let rows: Vec<Vec<String>> =
-        items.iter().map(|item| columns.iter().map(|(_, ptr)| cell(item.pointer(ptr).unwrap_or(&Value::Null))).collect()).collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| columns.iter().map(|(_, ptr)| cell(item.pointer(ptr).unwrap_or(&Value::Null))).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()

@@ -68,7 +68,8 @@ fn newcomer_walkthrough_with_the_cli_alone() {
     let lb = cli.json(&["lb", "create", "--type", "application", "--name", "edge", "--region", "eu-west"]);
     let lb = lb["id"].as_str().unwrap().to_string();
     let port = free_port().to_string();
-    let listener = cli.json(&["listener", "create", "--lb", &lb, "--protocol", "https", "--port", &port, "--cert", &cert1]);
+    let listener =
+        cli.json(&["listener", "create", "--lb", &lb, "--protocol", "https", "--port", &port, "--cert", &cert1]);
     let listener_id = listener["id"].as_str().unwrap().to_string();
     let job = listener["job_id"].as_str().unwrap().to_string();
     cli.ok(&["job", "wait", &job]);

@@ -81,13 +81,17 @@ fn bad_uploads_get_specific_codes_and_change_nothing() {
             "CertificateChainInvalid",
         ),
         (json!({"certificate_pem": leaf.cert_pem}), "InvalidParameter"),
-        (json!({"certificate_pem": leaf.cert_pem, "private_key_pem": leaf.key_pem, "project_id": "proj-999"}), "ProjectNotFound"),
+        (
+            json!({"certificate_pem": leaf.cert_pem, "private_key_pem": leaf.key_pem, "project_id": "proj-999"}),
+            "ProjectNotFound",
+        ),
     ];
     for (body, expected) in cases {
         let (status, code) = error_code(client.post("/v1/certificates", &body));
         assert_eq!(code, expected, "for {body}");
         assert!(status == 400 || status == 404, "status {status} for {expected}");
-        let key_body: Vec<&str> = leaf.key_pem.lines().chain(other.key_pem.lines()).filter(|l| !l.starts_with("-----")).collect();
+        let key_body: Vec<&str> =
+            leaf.key_pem.lines().chain(other.key_pem.lines()).filter(|l| !l.starts_with("-----")).collect();
         let message_has_key = match client.post("/v1/certificates", &body) {
             Err(e) => key_body.iter().any(|line| e.to_string().contains(&line[..16])),
             Ok(_) => true,
@@ -147,7 +151,8 @@ fn listener_lifecycle_binds_and_serves_certificates() {
     assert_eq!(served_chain(port, "a.example.com").unwrap()[0], a.der);
 
     // Associate two SNI certificates.
-    let job = client.post(&format!("/v1/listeners/{listener}/associate"), &json!({"certificate_ids": [idb, idc]})).unwrap();
+    let job =
+        client.post(&format!("/v1/listeners/{listener}/associate"), &json!({"certificate_ids": [idb, idc]})).unwrap();
     let done = wait_job(&client, job["job_id"].as_str().unwrap());
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["counts"]["total"], 2);
@@ -177,7 +182,8 @@ fn listener_lifecycle_binds_and_serves_certificates() {
     assert_eq!(served_chain(port, "c.example.com").unwrap()[0], a.der);
 
     // Set the default to b (an additional one): b becomes the default, a is gone.
-    let job = client.post(&format!("/v1/listeners/{listener}/default-certificate"), &json!({"certificate_id": idb})).unwrap();
+    let job =
+        client.post(&format!("/v1/listeners/{listener}/default-certificate"), &json!({"certificate_id": idb})).unwrap();
     assert_eq!(wait_job(&client, job["job_id"].as_str().unwrap())["state"], "succeeded");
     assert_eq!(bindings(&client, &listener), vec![(idb.clone(), "default".into(), "Associated".into())]);
     assert_eq!(served_chain(port, "a.example.com").unwrap()[0], b.der);
@@ -225,10 +231,9 @@ fn binding_errors_are_specific_and_change_nothing() {
     assert_eq!(error_code(associate("lsn-99999", &ids[1..2])), (404, "ListenerNotFound".into()));
     assert_eq!(error_code(associate(&https, &["lsn-1".to_string()])), (400, "InvalidParameter".into()));
     assert_eq!(error_code(associate(&https, &[])), (400, "InvalidParameter".into()));
-    let (_, code) = error_code(client.post(
-        "/v1/listeners",
-        &json!({"load_balancer_id": lb, "protocol": "HTTPS", "port": free_port()}),
-    ));
+    let (_, code) = error_code(
+        client.post("/v1/listeners", &json!({"load_balancer_id": lb, "protocol": "HTTPS", "port": free_port()})),
+    );
     assert_eq!(code, "DefaultCertificateRequired");
     let nlb = create_lb(&client, "local", "network");
     let (_, code) = error_code(client.post(
@@ -268,8 +273,9 @@ fn replace_honours_every_scope_and_the_ownership_check() {
     let replace = |body: serde_json::Value| client.post("/v1/replace", &body);
 
     // Ownership: a listener of lb1 named with lb2 is refused.
-    let (status, code) =
-        error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb2, "listener_id": l1a})));
+    let (status, code) = error_code(replace(
+        json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb2, "listener_id": l1a}),
+    ));
     assert_eq!((status, code.as_str()), (400, "ListenerOwnershipMismatch"));
 
     // Listener scope.
@@ -279,13 +285,16 @@ fn replace_honours_every_scope_and_the_ownership_check() {
     assert_eq!((default_of(&l1a), default_of(&l1b), default_of(&l2)), (new.clone(), old.clone(), old.clone()));
 
     // Load balancer + listener with the right owner.
-    let job = replace(json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb1, "listener_id": l1b}))
-        .unwrap();
+    let job = replace(
+        json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb1, "listener_id": l1b}),
+    )
+    .unwrap();
     assert_eq!(wait_job(&client, job["job_id"].as_str().unwrap())["state"], "succeeded");
     assert_eq!(default_of(&l1b), new);
 
     // Load balancer scope: nothing of lb1 is bound to old any more.
-    let (_, code) = error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb1})));
+    let (_, code) =
+        error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": new, "load_balancer_id": lb1})));
     assert_eq!(code, "OldCertificateNotBound");
 
     // Account scope moves the rest, and back again.
@@ -300,7 +309,8 @@ fn replace_honours_every_scope_and_the_ownership_check() {
 
     let (_, code) = error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": old})));
     assert_eq!(code, "SameCertificate");
-    let (_, code) = error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": new, "project_id": "proj-77"})));
+    let (_, code) =
+        error_code(replace(json!({"old_certificate_id": old, "new_certificate_id": new, "project_id": "proj-77"})));
     assert_eq!(code, "ProjectNotFound");
 }
 
@@ -320,8 +330,9 @@ fn dry_run_reports_targets_and_uncovered_names_and_changes_nothing() {
     wait_job(&client, job["job_id"].as_str().unwrap());
     let jobs_before = client.get("/v1/jobs").unwrap()["total"].clone();
 
-    let report =
-        client.post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new, "dry_run": true})).unwrap();
+    let report = client
+        .post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new, "dry_run": true}))
+        .unwrap();
     assert_eq!(report["dry_run"], true);
     assert!(report["job_id"].is_null());
     assert_eq!(report["target_count"], 2);
@@ -335,15 +346,17 @@ fn dry_run_reports_targets_and_uncovered_names_and_changes_nothing() {
     assert_eq!(bindings(&client, &l1), vec![(old.clone(), "default".into(), "Associated".into())]);
 
     // A dry run of an invalid request fails like the real one.
-    let (_, code) = error_code(client.post(
-        "/v1/replace",
-        &json!({"old_certificate_id": new, "new_certificate_id": old, "dry_run": true}),
-    ));
+    let (_, code) = error_code(
+        client.post("/v1/replace", &json!({"old_certificate_id": new, "new_certificate_id": old, "dry_run": true})),
+    );
     assert_eq!(code, "OldCertificateNotBound");
     // A dry-run upload validates and stores nothing.
     let leaf = ca.issue(&["x.example.com"]);
     let check = client
-        .post("/v1/certificates", &json!({"certificate_pem": leaf.cert_pem, "private_key_pem": leaf.key_pem, "dry_run": true}))
+        .post(
+            "/v1/certificates",
+            &json!({"certificate_pem": leaf.cert_pem, "private_key_pem": leaf.key_pem, "dry_run": true}),
+        )
         .unwrap();
     assert_eq!(check["dry_run"], true);
     assert_eq!(client.get("/v1/certificates?search=x.example.com").unwrap()["total"], 0);
@@ -386,7 +399,9 @@ fn client_tokens_make_requests_idempotent() {
         &json!({"certificate_pem": leaf.cert_pem, "private_key_pem": leaf.key_pem, "name": "renamed", "client_token": "upload-1"}),
     ));
     assert_eq!(code, "IdempotencyConflict");
-    let (_, code) = error_code(client.post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new, "client_token": ""})));
+    let (_, code) = error_code(
+        client.post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new, "client_token": ""})),
+    );
     assert_eq!(code, "InvalidParameter");
 }
 
@@ -425,21 +440,32 @@ fn one_click_update_filters_by_type_and_region_and_uploads_in_request() {
     assert_eq!((default_of(&a), default_of(&b), default_of(&c)), (new.clone(), old.clone(), old.clone()));
 
     // Everything else, counted per type and region.
-    let answer =
-        client.post("/v1/one-click-update", &json!({"old_certificate_id": old, "new_certificate": {"id": new}})).unwrap();
+    let answer = client
+        .post("/v1/one-click-update", &json!({"old_certificate_id": old, "new_certificate": {"id": new}}))
+        .unwrap();
     let job = wait_job(&client, answer["job_id"].as_str().unwrap());
     assert_eq!(job["counts"]["succeeded"], 2);
     let mut groups: Vec<(String, String, u64)> = job["groups"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["resource_type"].as_str().unwrap().into(), g["region"].as_str().unwrap().into(), g["total"].as_u64().unwrap()))
+        .map(|g| {
+            (
+                g["resource_type"].as_str().unwrap().into(),
+                g["region"].as_str().unwrap().into(),
+                g["total"].as_u64().unwrap(),
+            )
+        })
         .collect();
     groups.sort();
     assert_eq!(groups, vec![("application".into(), "west".into(), 1), ("network".into(), "east".into(), 1)]);
     let targets = client.get(&format!("/v1/jobs/{}/targets", job["id"].as_str().unwrap())).unwrap();
     assert_eq!(targets["items"].as_array().unwrap().len(), 2);
-    assert!(targets["items"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" && t["old_cert_id"] == json!(old)));
+    assert!(targets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "succeeded" && t["old_cert_id"] == json!(old)));
 
     // A mismatched pair in the request is refused and stores nothing.
     let other = ca.issue(&["shop.example.com"]);
@@ -480,7 +506,8 @@ fn accounts_are_isolated() {
     let own = upload(&other, &ca.issue(&["b.example.com"]), "b");
     let own_lb = create_lb(&other, "local", "application");
     let own_listener = create_listener(&other, &own_lb, "HTTPS", free_port(), Some(&own));
-    let (_, code) = error_code(other.post(&format!("/v1/listeners/{own_listener}/associate"), &json!({"certificate_ids": [cert]})));
+    let (_, code) =
+        error_code(other.post(&format!("/v1/listeners/{own_listener}/associate"), &json!({"certificate_ids": [cert]})));
     assert_eq!(code, "CertificateNotFound");
     assert_eq!(root.get("/v1/certificates").unwrap()["total"], 1);
 }

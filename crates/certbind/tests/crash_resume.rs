@@ -19,15 +19,16 @@ const LISTENERS_PER_LB: usize = 100;
 
 /// Seeds the data directory in-process through the real store: two certificates and
 /// LOAD_BALANCERS x LISTENERS_PER_LB TCPSSL listeners bound to the first. The load
-/// balancers' addresses are in TEST-NET-1, which this host does not own, so the data plane
+/// balancers' addresses are in TEST-NET-3, which this host does not own, so the data plane
 /// serves their configuration without opening thousands of sockets (each listener reports
 /// its bind failure).
 fn seed(dir: &std::path::Path, ca: &Ca) -> (CertId, CertId) {
     let store = Arc::new(SqliteStore::open_dir(dir).unwrap());
-    let control = Control::new(store.clone(), MasterKey::from_text(MASTER_KEY).unwrap(), ControlConfig::default()).unwrap();
+    let control =
+        Control::new(store.clone(), MasterKey::from_text(MASTER_KEY).unwrap(), ControlConfig::default()).unwrap();
     control.bootstrap(Some((KEY_ID, SECRET))).unwrap();
     let caller: Caller = control.access_key_secret(KEY_ID).unwrap().unwrap().0;
-    let mut upload = |name: &str| {
+    let upload = |name: &str| {
         let issued = ca.issue(&["crash.example.com"]);
         let request = UploadRequest {
             name: name.to_string(),
@@ -49,7 +50,7 @@ fn seed(dir: &std::path::Path, ca: &Ca) -> (CertId, CertId) {
                 name: format!("lb{i}"),
                 lb_type: LbType::Network,
                 region: "crash".into(),
-                address: Some(format!("192.0.2.{}", i + 1).parse().unwrap()),
+                address: Some(format!("203.0.113.{}", i + 1).parse().unwrap()),
                 attributes: json!({}),
             })
             .unwrap();
@@ -103,7 +104,11 @@ fn check_invariants(dir: &std::path::Path, job: JobId, old: CertId, new: CertId)
             TargetStatus::Running | TargetStatus::Succeeded => new,
             TargetStatus::Failed => panic!("target failed: {:?}", target.error),
         };
-        assert_eq!(live[0].cert_id, expected, "listener {} disagrees with its target ({:?})", target.listener_id, target.status);
+        assert_eq!(
+            live[0].cert_id, expected,
+            "listener {} disagrees with its target ({:?})",
+            target.listener_id, target.status
+        );
     }
     (pending, targets.len())
 }

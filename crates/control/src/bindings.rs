@@ -102,8 +102,16 @@ struct Plan {
     kind: JobKind,
     old: Option<CertId>,
     new: Option<CertId>,
-    targets: Vec<NewTarget>,
+    targets: Targets,
     uncovered: Vec<UncoveredHosts>,
+}
+
+/// A plan's targets: listed one by one, or (for a real replace, which may cover 100k
+/// listeners) every listener bound to the old certificate within a scope, which the store
+/// turns into targets in one statement.
+enum Targets {
+    Listed(Vec<NewTarget>),
+    BoundToOld(BindingScope),
 }
 
 pub(crate) fn check_cert_count(control: &Control, given: usize) -> Result<()> {
@@ -146,7 +154,13 @@ impl Control {
                 kind: JobKind::SetDefault,
                 old: current,
                 new: Some(request.certificate_id),
-                targets: vec![target(&listener, &lb, TargetAction::SetDefault, current, Some(request.certificate_id))],
+                targets: Targets::Listed(vec![target(
+                    &listener,
+                    &lb,
+                    TargetAction::SetDefault,
+                    current,
+                    Some(request.certificate_id),
+                )]),
                 uncovered: Vec::new(),
             })
         })
@@ -173,7 +187,13 @@ impl Control {
             check_additional_quota(self, tx, &lb, added)?;
             let targets =
                 ids.iter().map(|id| target(&listener, &lb, TargetAction::Associate, None, Some(*id))).collect();
-            Ok(Plan { kind: JobKind::Associate, old: None, new: ids.first().copied(), targets, uncovered: Vec::new() })
+            Ok(Plan {
+                kind: JobKind::Associate,
+                old: None,
+                new: ids.first().copied(),
+                targets: Targets::Listed(targets),
+                uncovered: Vec::new(),
+            })
         })
     }
 
@@ -208,7 +228,13 @@ impl Control {
             }
             let targets =
                 ids.iter().map(|id| target(&listener, &lb, TargetAction::Dissociate, Some(*id), None)).collect();
-            Ok(Plan { kind: JobKind::Dissociate, old: ids.first().copied(), new: None, targets, uncovered: Vec::new() })
+            Ok(Plan {
+                kind: JobKind::Dissociate,
+                old: ids.first().copied(),
+                new: None,
+                targets: Targets::Listed(targets),
+                uncovered: Vec::new(),
+            })
         })
     }
 
@@ -289,7 +315,8 @@ impl Control {
         Ok(submission)
     }
 
-    /// Plans moving every listener bound to `old` within `scope` onto `new`.
+    /// Plans moving every listener bound to `old` within `scope` onto `new`. A dry run lists
+    /// the targets and the host names that would lose coverage.
     #[allow(clippy::too_many_arguments)]
     fn plan_move(
         &self,
@@ -299,16 +326,26 @@ impl Control {
         old: &Certificate,
         new: &Certificate,
         scope: &BindingScope,
-        report_uncovered: bool,
+        dry_run: bool,
     ) -> Result<Plan> {
         if old.id == new.id {
             return Err(CoreError::SameCertificate { cert: old.id.to_string() });
+        }
+        if !dry_run {
+            // Targets are made by the store from the same scope; none means an error there.
+            return Ok(Plan {
+                kind,
+                old: Some(old.id),
+                new: Some(new.id),
+                targets: Targets::BoundToOld(scope.clone()),
+                uncovered: Vec::new(),
+            });
         }
         let bound = tx.listeners_bound_to(caller.account_id, old.id, scope)?;
         if bound.is_empty() {
             return Err(CoreError::OldCertificateNotBound { cert: old.id.to_string() });
         }
-        let uncovered = if report_uncovered { self.uncovered_hosts(tx, caller, old, new, &bound)? } else { Vec::new() };
+        let uncovered = self.uncovered_hosts(tx, caller, old, new, &bound)?;
         let targets = bound
             .iter()
             .map(|b| NewTarget {
@@ -322,7 +359,7 @@ impl Control {
                 applied_at_revision: None,
             })
             .collect();
-        Ok(Plan { kind, old: Some(old.id), new: Some(new.id), targets, uncovered })
+        Ok(Plan { kind, old: Some(old.id), new: Some(new.id), targets: Targets::Listed(targets), uncovered })
     }
 
     /// For each listener: the names the old certificate served there that neither the new
@@ -348,14 +385,14 @@ impl Control {
                 if binding.cert_id == old.id || binding.status == BindingStatus::Dissociating || left.is_empty() {
                     continue;
                 }
-                if !names_of.contains_key(&binding.cert_id) {
-                    let names = match tx.get_certificate(caller.account_id, binding.cert_id)? {
-                        Some(cert) => cert.host_names(),
-                        None => Vec::new(),
-                    };
-                    names_of.insert(binding.cert_id, names);
-                }
-                left = names::uncovered(&left, &names_of[&binding.cert_id]);
+                let kept = match names_of.entry(binding.cert_id) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        let names = tx.get_certificate(caller.account_id, binding.cert_id)?.map(|c| c.host_names());
+                        entry.insert(names.unwrap_or_default())
+                    }
+                };
+                left = names::uncovered(&left, kept);
             }
             if !left.is_empty() {
                 out.push(UncoveredHosts { listener_id: b.listener_id, host_names: left });
@@ -380,11 +417,14 @@ impl Control {
             let plan = plan(&mut *tx)?;
             // Dropping the transaction rolls back anything the plan touched.
             drop(tx);
+            let Targets::Listed(targets) = plan.targets else {
+                return Err(CoreError::Internal("a dry run plans listed targets".into()));
+            };
             return Ok(JobSubmission {
                 job_id: None,
                 dry_run: true,
-                target_count: plan.targets.len() as u64,
-                targets: plan.targets.iter().map(planned).collect(),
+                target_count: targets.len() as u64,
+                targets: targets.iter().map(planned).collect(),
                 uncovered_hosts: plan.uncovered,
                 new_certificate_id: plan.new,
             });
@@ -392,21 +432,30 @@ impl Control {
         let hash = request_hash(operation, request);
         let submission = idempotent(&mut *tx, caller, token, &hash, |tx| {
             let plan = plan(tx)?;
-            let job_id = tx.insert_job(
-                &NewJob {
-                    account_id: caller.account_id,
-                    kind: plan.kind,
-                    old_cert_id: plan.old,
-                    new_cert_id: plan.new,
-                    client_token: token.map(str::to_string),
-                    request: serde_json::to_value(request).unwrap_or_default(),
-                },
-                &plan.targets,
-            )?;
+            let job = NewJob {
+                account_id: caller.account_id,
+                kind: plan.kind,
+                old_cert_id: plan.old,
+                new_cert_id: plan.new,
+                client_token: token.map(str::to_string),
+                request: serde_json::to_value(request).unwrap_or_default(),
+            };
+            let (job_id, target_count) = match &plan.targets {
+                Targets::Listed(targets) => (tx.insert_job(&job, targets)?, targets.len() as u64),
+                Targets::BoundToOld(scope) => {
+                    let (job_id, count) = tx.insert_replace_job(&job, scope)?;
+                    if count == 0 {
+                        // Returning the error rolls the empty job back.
+                        let cert = plan.old.map(|c| c.to_string()).unwrap_or_default();
+                        return Err(CoreError::OldCertificateNotBound { cert });
+                    }
+                    (job_id, count)
+                }
+            };
             Ok(JobSubmission {
                 job_id: Some(job_id),
                 dry_run: false,
-                target_count: plan.targets.len() as u64,
+                target_count,
                 targets: Vec::new(),
                 uncovered_hosts: plan.uncovered,
                 new_certificate_id: plan.new,

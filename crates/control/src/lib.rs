@@ -44,7 +44,7 @@ impl Default for ControlConfig {
             default_region: "local".to_string(),
             max_additional_per_lb: 25,
             max_certs_per_request: 15,
-            apply_batch: 5000,
+            apply_batch: 20000,
         }
     }
 }

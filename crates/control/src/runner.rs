@@ -8,9 +8,27 @@ use certbind_core::ids::*;
 use certbind_core::model::*;
 use certbind_core::CoreError;
 use certbind_store::Tx;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Settles up to the data plane's served revision whenever it has moved.
+struct Settler {
+    served: watch::Receiver<i64>,
+    settled: i64,
+}
+
+impl Settler {
+    fn settle(&mut self, control: &Control) -> Result<()> {
+        let served = *self.served.borrow();
+        if served > self.settled {
+            control.settle(served)?;
+            self.settled = served;
+        }
+        Ok(())
+    }
+}
 
 /// Why a single target could not be applied (recorded on the target; the job goes on).
 type TargetError = String;
@@ -20,9 +38,10 @@ impl Control {
     pub async fn run_jobs(self, mut served: watch::Receiver<i64>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let served_now = *served.borrow_and_update();
+            served.borrow_and_update();
             let control = self.clone();
-            let pass = tokio::task::spawn_blocking(move || control.runner_pass(served_now)).await;
+            let mut settler = Settler { served: served.clone(), settled: -1 };
+            let pass = tokio::task::spawn_blocking(move || control.runner_pass(&mut settler)).await;
             let retry_soon = match pass {
                 Ok(Ok(())) => false,
                 Ok(Err(e)) => {
@@ -44,33 +63,93 @@ impl Control {
         }
     }
 
-    /// One pass: settle what the data plane now serves, then apply every pending target.
-    pub fn runner_pass(&self, served: i64) -> Result<()> {
-        self.settle(served)?;
+    /// One pass: settle what the data plane now serves, then apply every pending target,
+    /// settling again between batches as the data plane catches up (so a long job's
+    /// bindings turn Associated while it runs, not all at its end).
+    fn runner_pass(&self, settler: &mut Settler) -> Result<()> {
+        settler.settle(self)?;
         let jobs = self.store().read()?.unfinished_jobs()?;
-        for (job, account) in jobs {
-            self.apply_job(job, account)?;
+        for job in jobs {
+            match (job.kind, job.old_cert_id, job.new_cert_id) {
+                (JobKind::Replace | JobKind::OneClickUpdate, Some(old), Some(new)) => {
+                    self.apply_replace_job(job.id, job.account_id, old, new, settler)?
+                }
+                _ => self.apply_job(job.id, job.account_id, settler)?,
+            }
         }
         // Targets that changed nothing may already be covered by what is served.
-        self.settle(served)?;
-        Ok(())
+        settler.settle(self)
     }
 
     fn settle(&self, served: i64) -> Result<()> {
         if served < 0 {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let mut tx = self.store().write()?;
         let settled = tx.settle(served)?;
         tx.commit()?;
+        tracing::debug!(served, bindings = settled.bindings, targets = settled.targets, elapsed = ?started.elapsed(), "settled");
         for job in settled.jobs_finished {
             tracing::info!(%job, "job finished");
         }
         Ok(())
     }
 
-    fn apply_job(&self, job: JobId, account: AccountId) -> Result<()> {
+    /// A replace job, its targets applied as sets; listeners in an unusual state (holding
+    /// both certificates) go through the per-target path.
+    fn apply_replace_job(
+        &self,
+        job: JobId,
+        account: AccountId,
+        old: CertId,
+        new: CertId,
+        settler: &mut Settler,
+    ) -> Result<()> {
         loop {
+            settler.settle(self)?;
+            let started = std::time::Instant::now();
+            let mut tx = self.store().write()?;
+            tx.mark_job_running(job)?;
+            if tx.get_certificate(account, new)?.is_none() {
+                // Let the per-target path fail each target with its reason.
+                drop(tx);
+                return self.apply_job(job, account, settler);
+            }
+            let revision = tx.next_revision()?;
+            let batch = tx.apply_replace_batch(job, old, new, revision, self.config().apply_batch)?;
+            if batch.considered == 0 {
+                return Ok(tx.commit()?);
+            }
+            for target in &batch.needs_review {
+                self.apply_one(&mut *tx, account, target, revision)?;
+            }
+            tx.commit()?;
+            self.published(revision);
+            tracing::debug!(
+                %job, considered = batch.considered, applied = batch.applied, failed = batch.failed,
+                one_by_one = batch.needs_review.len(), revision, elapsed = ?started.elapsed(),
+                "applied replace targets"
+            );
+        }
+    }
+
+    /// Applies one target and records its outcome.
+    fn apply_one(&self, tx: &mut dyn Tx, account: AccountId, target: &JobTarget, revision: i64) -> Result<()> {
+        match self.apply_target(tx, account, target, revision)? {
+            Ok(()) => tx.set_target_outcome(target.job_id, target.seq, TargetStatus::Running, Some(revision), None)?,
+            Err(reason) => {
+                tracing::warn!(job = %target.job_id, listener = %target.listener_id, %reason, "job target failed");
+                tx.set_target_outcome(target.job_id, target.seq, TargetStatus::Failed, None, Some(&reason))?
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_job(&self, job: JobId, account: AccountId, settler: &mut Settler) -> Result<()> {
+        loop {
+            settler.settle(self)?;
+            let started = std::time::Instant::now();
             let mut tx = self.store().write()?;
             tx.mark_job_running(job)?;
             let targets = tx.pending_targets(job, self.config().apply_batch)?;
@@ -79,24 +158,40 @@ impl Control {
                 return Ok(());
             }
             let revision = tx.next_revision()?;
+            // Whether each certificate still exists, checked once per batch, not per target.
+            let mut certs_present: HashMap<CertId, bool> = HashMap::new();
             for target in &targets {
-                match self.apply_target(&mut *tx, account, target, revision)? {
-                    Ok(()) => tx.set_target_outcome(job, target.seq, TargetStatus::Running, Some(revision), None)?,
-                    Err(reason) => {
-                        tracing::warn!(%job, listener = %target.listener_id, %reason, "job target failed");
-                        tx.set_target_outcome(job, target.seq, TargetStatus::Failed, None, Some(&reason))?
+                if let Some(new) = target.new_cert_id {
+                    let present = match certs_present.get(&new) {
+                        Some(present) => *present,
+                        None => {
+                            let present = tx.get_certificate(account, new)?.is_some();
+                            certs_present.insert(new, present);
+                            present
+                        }
+                    };
+                    if !present {
+                        tx.set_target_outcome(
+                            job,
+                            target.seq,
+                            TargetStatus::Failed,
+                            None,
+                            Some(&format!("certificate {new} was deleted")),
+                        )?;
+                        continue;
                     }
                 }
+                self.apply_one(&mut *tx, account, target, revision)?;
             }
             tx.commit()?;
             self.published(revision);
-            tracing::debug!(%job, applied = targets.len(), revision, "applied job targets");
+            tracing::debug!(%job, applied = targets.len(), revision, elapsed = ?started.elapsed(), "applied job targets");
         }
     }
 
     /// Applies one target's change to its listener's bindings, re-checking against the
     /// current state: the world may have moved since the job was planned. A change that is
-    /// already in place counts as applied.
+    /// already in place counts as applied. The new certificate is known to exist.
     fn apply_target(
         &self,
         tx: &mut dyn Tx,
@@ -113,11 +208,6 @@ impl Control {
         let put = |tx: &mut dyn Tx, cert: CertId, role: BindingRole, status: BindingStatus| -> Result<()> {
             Ok(tx.put_binding(&Binding { listener_id: target.listener_id, cert_id: cert, role, status, revision })?)
         };
-        if let Some(new) = target.new_cert_id {
-            if tx.get_certificate(account, new)?.is_none() {
-                return Ok(Err(format!("certificate {new} was deleted")));
-            }
-        }
         match target.action {
             TargetAction::Activate => {}
             TargetAction::SetDefault => {

@@ -145,6 +145,7 @@ impl DataPlane {
         loop {
             if rebuild {
                 rebuild = false;
+                let build_started = Instant::now();
                 let build = self.build(cache);
                 tokio::pin!(build);
                 let (returned, result) = tokio::select! {
@@ -152,6 +153,7 @@ impl DataPlane {
                     _ = &mut shutdown => break,
                 };
                 cache = returned;
+                tracing::debug!(elapsed = ?build_started.elapsed(), "snapshot built");
                 let complete = match result {
                     Ok(outcome) => self.publish(outcome, &mut sockets).await,
                     Err(error) => {
@@ -181,7 +183,7 @@ impl DataPlane {
                 }
                 _ = tokio::time::sleep(BIND_RETRY), if sockets.has_bind_failures() => {
                     let snapshot = self.shared.snapshot.load_full();
-                    sockets.reconcile(&snapshot).await;
+                    sockets.reconcile(&snapshot, true).await;
                 }
             }
         }
@@ -223,7 +225,7 @@ impl DataPlane {
         self.shared.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
         let snapshot = Arc::new(snapshot);
         self.shared.snapshot.store(snapshot.clone());
-        sockets.reconcile(&snapshot).await;
+        sockets.reconcile(&snapshot, false).await;
         self.served.send_if_modified(|served| {
             let changed = *served != revision;
             *served = revision;

@@ -136,9 +136,10 @@ pub(crate) fn build(
 
     let mut snapshot = Snapshot { revision: state.revision, listeners: HashMap::with_capacity(state.listeners.len()) };
     let mut failures = Vec::new();
+    let mut shared = SharedSets::default();
     for listener in &state.listeners {
         let before = previous.listeners.get(&listener.listener_id);
-        let view = build_listener(listener, state.revision, before, cache, &load_failures);
+        let view = build_listener(listener, state.revision, before, cache, &load_failures, &mut shared);
         if let Some(error) = &view.cert_error {
             failures.push((listener.listener_id, error.clone()));
         }
@@ -154,12 +155,32 @@ fn listener_cert_ids(listener: &ServingListener) -> Vec<CertId> {
     listener.default_cert.iter().chain(&listener.additional_certs).filter(|id| seen.insert(**id)).copied().collect()
 }
 
+/// Certificate sets built during one build, by (default, bindings): listeners bound to
+/// the same certificates share one set. A rotation over 100k listeners of one
+/// certificate builds one set, not 100k.
+#[derive(Default)]
+struct SharedSets {
+    sets: HashMap<(Option<CertId>, Vec<CertId>), Arc<CertSet>>,
+}
+
+impl SharedSets {
+    fn get_or_build(&mut self, listener: &ServingListener, ids: &[CertId], cache: &CertCache) -> Arc<CertSet> {
+        let key = (listener.default_cert, ids.to_vec());
+        self.sets.entry(key).or_insert_with(|| Arc::new(loaded_set(listener, cache))).clone()
+    }
+
+    fn remember(&mut self, listener: &ServingListener, ids: &[CertId], set: &Arc<CertSet>) {
+        self.sets.entry((listener.default_cert, ids.to_vec())).or_insert_with(|| set.clone());
+    }
+}
+
 fn build_listener(
     listener: &ServingListener,
     revision: i64,
     before: Option<&Arc<ListenerView>>,
     cache: &CertCache,
     load_failures: &HashMap<CertId, CertLoadError>,
+    shared: &mut SharedSets,
 ) -> ListenerView {
     let backends = match before {
         Some(view) if view.backends.same_backends(&listener.backends) => view.backends.clone(),
@@ -184,6 +205,7 @@ fn build_listener(
     if let Some(view) = before {
         let unchanged = view.cert_error.is_none() && view.default_cert == listener.default_cert && view.cert_ids == ids;
         if let (true, Some(certs)) = (unchanged, &view.certs) {
+            shared.remember(listener, &ids, certs);
             return ListenerView {
                 socket,
                 certs: Some(certs.clone()),
@@ -204,7 +226,7 @@ fn build_listener(
     });
     let served_before = before.and_then(|view| view.certs.clone().map(|certs| (certs, view.certs_revision)));
     let (certs, certs_revision) = match (&error, served_before) {
-        (None, _) => (Arc::new(loaded_set(listener, cache)), Some(revision)),
+        (None, _) => (shared.get_or_build(listener, &ids, cache), Some(revision)),
         // Keep serving what this listener served before, whole.
         (Some(_), Some(kept)) => kept,
         // A new listener has nothing older to fall back to: serve what did load, so

@@ -28,6 +28,10 @@ pub(crate) const STATE_STOPPED: &str = "stopped";
 pub(crate) const STATE_UNSUPPORTED: &str = "unsupported";
 
 const LISTEN_BACKLOG: u32 = 1024;
+/// Up to this many listeners that failed to bind are retried on every publish.
+const RETRY_ON_PUBLISH_MAX: usize = 64;
+/// New bind failures logged individually per reconcile; the rest are counted.
+const LOGGED_BIND_FAILURES: usize = 20;
 /// How long a reconcile waits for stopped sockets to close before binding new ones (a
 /// port moving from one listener to another in one revision must be free first).
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
@@ -47,21 +51,47 @@ pub(crate) struct Sockets {
     open: HashMap<ListenerId, OpenSocket>,
     /// Sockets stopped and still draining their connections.
     draining: Vec<JoinHandle<()>>,
-    bind_failed: usize,
+    /// Listeners whose socket could not be bound, with what they asked for and why. They
+    /// are retried on the retry tick, not on every publish: a host with many listeners it
+    /// cannot bind must not pay for all of them on each revision.
+    failed: HashMap<ListenerId, (SocketSpec, ListenerRuntime)>,
+    /// The socket of every listener as of the last reconcile: a snapshot that changes only
+    /// certificates or backends (a rotation) leaves sockets alone and costs one pass.
+    reconciled: HashMap<ListenerId, SocketSpec>,
 }
 
 impl Sockets {
     pub(crate) fn new(shared: Arc<Shared>, listen_ip: IpAddr, drain_timeout: Duration) -> Sockets {
-        Sockets { shared, listen_ip, drain_timeout, open: HashMap::new(), draining: Vec::new(), bind_failed: 0 }
+        Sockets {
+            shared,
+            listen_ip,
+            drain_timeout,
+            open: HashMap::new(),
+            draining: Vec::new(),
+            failed: HashMap::new(),
+            reconciled: HashMap::new(),
+        }
     }
 
     /// Whether some listener waits for its port; the run loop then retries periodically.
     pub(crate) fn has_bind_failures(&self) -> bool {
-        self.bind_failed > 0
+        !self.failed.is_empty()
     }
 
-    pub(crate) async fn reconcile(&mut self, snapshot: &Snapshot) {
+    /// Opens, keeps and closes sockets to match `snapshot`. Listeners that failed to bind
+    /// before are tried again with `retry_failed`, when their address changed, or on any
+    /// publish while they are few.
+    pub(crate) async fn reconcile(&mut self, snapshot: &Snapshot, retry_failed: bool) {
         self.draining.retain(|task| !task.is_finished());
+        // A few failed listeners are retried on every publish (a freed port comes up with
+        // the next change); many are left to the periodic retry.
+        let retry_failed = retry_failed || (!self.failed.is_empty() && self.failed.len() <= RETRY_ON_PUBLISH_MAX);
+        let unchanged = snapshot.listeners.len() == self.reconciled.len()
+            && snapshot.listeners.iter().all(|(id, view)| self.reconciled.get(id) == Some(&view.socket));
+        if unchanged && !retry_failed {
+            return;
+        }
+        self.reconciled = snapshot.listeners.iter().map(|(id, view)| (*id, view.socket)).collect();
 
         // Close first, so a port handed from one listener to another can be bound below.
         let obsolete: Vec<ListenerId> = self
@@ -88,16 +118,23 @@ impl Sockets {
         }
 
         let mut statuses = HashMap::with_capacity(snapshot.listeners.len());
-        let mut bind_failed = 0;
+        let mut failed = HashMap::new();
+        // New bind failures are logged one by one up to a point, then summed up: a host
+        // given thousands of listeners it cannot bind must not drown its log.
+        let mut new_failures = 0usize;
         // In id order, so that of two listeners claiming one address the older one
         // deterministically gets it.
         let mut views: Vec<_> = snapshot.listeners.iter().collect();
         views.sort_by_key(|(id, _)| **id);
         for (id, view) in views {
             let address = SocketAddr::new(view.socket.address.unwrap_or(self.listen_ip), view.socket.port);
+            let known_failure = self.failed.get(id).filter(|(spec, _)| *spec == view.socket && !retry_failed);
             let status = if let Some(open) = self.open.get(id) {
                 debug_assert_eq!(open.spec, view.socket);
                 runtime(STATE_SERVING, address, None)
+            } else if let Some((spec, status)) = known_failure {
+                failed.insert(*id, (*spec, status.clone()));
+                status.clone()
             } else {
                 match self.open_socket(*id, view.socket, address) {
                     Ok(socket) => {
@@ -111,9 +148,17 @@ impl Sockets {
                         Some(format!("{} listeners are not served by this data plane", view.socket.protocol)),
                     ),
                     Err(OpenError::Bind(error)) => {
-                        tracing::error!(listener = %id, %address, %error, "cannot bind listener");
-                        bind_failed += 1;
-                        runtime(STATE_BIND_FAILED, address, Some(error.to_string()))
+                        if self.failed.contains_key(id) {
+                            tracing::debug!(listener = %id, %address, %error, "listener still cannot bind");
+                        } else {
+                            new_failures += 1;
+                            if new_failures <= LOGGED_BIND_FAILURES {
+                                tracing::error!(listener = %id, %address, %error, "cannot bind listener");
+                            }
+                        }
+                        let status = runtime(STATE_BIND_FAILED, address, Some(error.to_string()));
+                        failed.insert(*id, (view.socket, status.clone()));
+                        status
                     }
                     Err(OpenError::Tls(error)) => {
                         tracing::error!(listener = %id, %error, "cannot build TLS config");
@@ -123,7 +168,13 @@ impl Sockets {
             };
             statuses.insert(*id, status);
         }
-        self.bind_failed = bind_failed;
+        if new_failures > LOGGED_BIND_FAILURES {
+            tracing::error!(
+                more = new_failures - LOGGED_BIND_FAILURES,
+                "more listeners cannot bind; see each listener's runtime status"
+            );
+        }
+        self.failed = failed;
         self.shared.metrics.retain(|id| snapshot.listeners.contains_key(id));
         *self.shared.runtime.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
     }

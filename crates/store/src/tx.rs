@@ -154,6 +154,21 @@ pub struct IdempotencyRecord {
     pub response: serde_json::Value,
 }
 
+/// What [`Tx::apply_replace_batch`] did.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaceBatch {
+    /// Pending targets looked at (0: none left).
+    pub considered: u64,
+    /// Targets applied (now Running at the batch's revision), including listeners that
+    /// were already on the new certificate.
+    pub applied: u64,
+    /// Targets whose listener holds neither certificate any more (now Failed).
+    pub failed: u64,
+    /// Targets whose listener holds both certificates: left Pending for the caller to
+    /// apply one by one.
+    pub needs_review: Vec<JobTarget>,
+}
+
 /// Outcome of settling bindings and targets up to a served revision.
 #[derive(Debug, Clone, Default)]
 pub struct Settled {
@@ -259,13 +274,32 @@ pub trait Tx {
 
     // ---- jobs ----
     fn insert_job(&mut self, job: &NewJob, targets: &[NewTarget]) -> StoreResult<JobId>;
+    /// Creates a replace job (`job.old_cert_id` → `job.new_cert_id`) with one pending
+    /// target per listener bound to the old certificate within `scope`, set-based.
+    /// Returns the job and its number of targets.
+    fn insert_replace_job(&mut self, job: &NewJob, scope: &BindingScope) -> StoreResult<(JobId, u64)>;
     fn get_job(&mut self, account: AccountId, id: JobId) -> StoreResult<Option<Job>>;
     fn list_jobs(&mut self, account: AccountId, filter: &JobFilter) -> StoreResult<(Vec<Job>, u64)>;
     fn job_targets(&mut self, job: JobId, offset: u64, limit: u64) -> StoreResult<Vec<JobTarget>>;
     /// Jobs not yet finished, oldest first (the runner's work list, also after a crash).
-    fn unfinished_jobs(&mut self) -> StoreResult<Vec<(JobId, AccountId)>>;
+    /// Their counts are not filled in.
+    fn unfinished_jobs(&mut self) -> StoreResult<Vec<Job>>;
     fn mark_job_running(&mut self, job: JobId) -> StoreResult<()>;
     fn pending_targets(&mut self, job: JobId, limit: u64) -> StoreResult<Vec<JobTarget>>;
+    /// Applies up to `limit` pending targets of a replace job (every target `old` → `new`)
+    /// as a set, at `revision`: a listener holding `old` but not `new` gets `new` in
+    /// `old`'s role while `old` turns Dissociating, in this one revision (add, then
+    /// remove); a listener already on `new` only counts as applied; one holding neither
+    /// fails. The same rules as applying each target alone, without a round trip per
+    /// listener: this is what makes a rotation over 100k listeners quick.
+    fn apply_replace_batch(
+        &mut self,
+        job: JobId,
+        old: CertId,
+        new: CertId,
+        revision: i64,
+        limit: u64,
+    ) -> StoreResult<ReplaceBatch>;
     fn set_target_outcome(
         &mut self,
         job: JobId,

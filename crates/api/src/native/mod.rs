@@ -92,7 +92,8 @@ impl FromRequest<ApiState> for Authed {
         let date = header_text(DATE_HEADER);
         let method = parts.method.to_string();
         // Signed over the path as sent: the nested router strips the `/v1` prefix.
-        let uri = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| o.0.clone()).unwrap_or(parts.uri.clone());
+        let uri =
+            parts.extensions.get::<axum::extract::OriginalUri>().map(|o| o.0.clone()).unwrap_or(parts.uri.clone());
         let path = uri.path().to_string();
         let query = uri.query().unwrap_or("").to_string();
         let control = state.control.clone();

@@ -234,7 +234,12 @@ impl Ca {
             params.not_after = time::OffsetDateTime::from_unix_timestamp(na).unwrap();
         }
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), chain_pem: self.pem.clone(), der: cert.der().to_vec() }
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            chain_pem: self.pem.clone(),
+            der: cert.der().to_vec(),
+        }
     }
 }
 
@@ -309,7 +314,11 @@ pub fn bindings(client: &Client, listener: &str) -> Vec<(String, String, String)
         .unwrap()
         .iter()
         .map(|b| {
-            (b["cert_id"].as_str().unwrap().to_string(), b["role"].as_str().unwrap().to_string(), b["status"].as_str().unwrap().to_string())
+            (
+                b["cert_id"].as_str().unwrap().to_string(),
+                b["role"].as_str().unwrap().to_string(),
+                b["status"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }

@@ -37,7 +37,7 @@ impl SqliteStore {
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -16384;",
         )?;
         Ok(conn)
     }

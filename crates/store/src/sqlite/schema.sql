@@ -89,7 +89,10 @@ CREATE TABLE bindings (
     PRIMARY KEY (listener_id, cert_id)
 ) WITHOUT ROWID;
 CREATE INDEX bindings_cert ON bindings(cert_id, listener_id);
-CREATE INDEX bindings_unsettled ON bindings(revision) WHERE status <> 'Associated';
+-- Settling finds the bindings a served revision completes. (SQLite uses a partial index
+-- only when the query repeats its condition, hence one per status.)
+CREATE INDEX bindings_associating ON bindings(revision) WHERE status = 'Associating';
+CREATE INDEX bindings_dissociating ON bindings(revision) WHERE status = 'Dissociating';
 
 CREATE TABLE backends (
     id          INTEGER PRIMARY KEY,
@@ -131,7 +134,9 @@ CREATE TABLE job_targets (
     revision         INTEGER,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX job_targets_open ON job_targets(job_id, status) WHERE status IN ('pending', 'running');
+-- The runner's next batch, and the targets a served revision completes.
+CREATE INDEX job_targets_pending ON job_targets(job_id, seq) WHERE status = 'pending';
+CREATE INDEX job_targets_running ON job_targets(job_id, revision) WHERE status = 'running';
 
 CREATE TABLE idempotency (
     account_id   INTEGER NOT NULL,

@@ -599,20 +599,7 @@ impl Tx for SqliteTx<'_> {
         cert: CertId,
         scope: &BindingScope,
     ) -> StoreResult<Vec<BoundListener>> {
-        let mut w = Where::new("b.cert_id = ?", cert.0);
-        w.and("l.account_id = ?", Value::Integer(account.0));
-        w.clauses.push("b.status <> 'Dissociating'".to_string());
-        if let Some(p) = scope.project_id {
-            w.and("lb.project_id = ?", Value::Integer(p.0));
-        }
-        if let Some(lb) = scope.load_balancer_id {
-            w.and("l.load_balancer_id = ?", Value::Integer(lb.0));
-        }
-        if let Some(l) = scope.listener_id {
-            w.and("l.id = ?", Value::Integer(l.0));
-        }
-        w.and_in_text("lb.lb_type", &scope.lb_types.iter().map(|t| t.as_str().to_string()).collect::<Vec<_>>());
-        w.and_in_text("lb.region", &scope.regions);
+        let w = bound_to_scope(account, cert, scope);
         let sql = format!(
             "SELECT l.id, l.load_balancer_id, lb.lb_type, lb.region, lb.project_id, b.role \
              FROM bindings b JOIN listeners l ON l.id = b.listener_id JOIN load_balancers lb ON lb.id = l.load_balancer_id \
@@ -703,6 +690,29 @@ impl Tx for SqliteTx<'_> {
         Ok(id)
     }
 
+    fn insert_replace_job(&mut self, job: &NewJob, scope: &BindingScope) -> StoreResult<(JobId, u64)> {
+        let (Some(old), Some(new)) = (job.old_cert_id, job.new_cert_id) else {
+            return Err(StoreError::Corrupt("a replace job needs an old and a new certificate".into()));
+        };
+        let id = self.insert_job(job, &[])?;
+        let w = bound_to_scope(job.account_id, old, scope);
+        // Sequenced by listener id: unique within the job (a listener binds a certificate
+        // once) and already in order, so no sort over 100k rows.
+        let sql = format!(
+            "INSERT INTO job_targets (job_id, seq, listener_id, load_balancer_id, resource_type, region, action, \
+             old_cert_id, new_cert_id, status, revision) \
+             SELECT ?, l.id, l.id, l.load_balancer_id, lb.lb_type, lb.region, 'replace', \
+             ?, ?, 'pending', NULL \
+             FROM bindings b JOIN listeners l ON l.id = b.listener_id JOIN load_balancers lb ON lb.id = l.load_balancer_id \
+             WHERE {}",
+            w.sql()
+        );
+        let mut values = vec![Value::Integer(id.0), Value::Integer(old.0), Value::Integer(new.0)];
+        values.extend(w.values);
+        let count = self.conn.execute(&sql, params_from_iter(&values))? as u64;
+        Ok((id, count))
+    }
+
     fn get_job(&mut self, account: AccountId, id: JobId) -> StoreResult<Option<Job>> {
         let job = self
             .conn
@@ -756,12 +766,81 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn unfinished_jobs(&mut self) -> StoreResult<Vec<(JobId, AccountId)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, account_id FROM jobs WHERE state IN ('pending', 'running') ORDER BY id")?;
-        let out = stmt.query_map([], |r| Ok((JobId(r.get(0)?), AccountId(r.get(1)?))))?.collect::<Result<_, _>>()?;
+    fn unfinished_jobs(&mut self) -> StoreResult<Vec<Job>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE state IN ('pending', 'running') ORDER BY id"
+        ))?;
+        let out = stmt.query_map([], rows::job)?.collect::<Result<_, _>>()?;
         Ok(out)
+    }
+
+    fn apply_replace_batch(
+        &mut self,
+        job: JobId,
+        old: CertId,
+        new: CertId,
+        revision: i64,
+        limit: u64,
+    ) -> StoreResult<ReplaceBatch> {
+        let conn = &self.conn;
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS replace_batch (
+                 seq INTEGER PRIMARY KEY, listener_id INTEGER NOT NULL, old_role TEXT, has_new INTEGER NOT NULL);
+             DELETE FROM temp.replace_batch;",
+        )?;
+        // Each pending target with the role `old` plays on its listener (NULL: not bound)
+        // and whether `new` is bound there already.
+        let considered = conn
+            .prepare_cached(
+                "INSERT INTO temp.replace_batch (seq, listener_id, old_role, has_new)
+                 SELECT t.seq, t.listener_id,
+                        (SELECT b.role FROM bindings b
+                          WHERE b.listener_id = t.listener_id AND b.cert_id = ?2 AND b.status <> 'Dissociating'),
+                        EXISTS (SELECT 1 FROM bindings b
+                          WHERE b.listener_id = t.listener_id AND b.cert_id = ?3 AND b.status <> 'Dissociating')
+                 FROM job_targets t INDEXED BY job_targets_pending WHERE t.job_id = ?1 AND t.status = 'pending' ORDER BY t.seq LIMIT ?4",
+            )?
+            .execute(params![job.0, old.0, new.0, page_limit(limit)])? as u64;
+        if considered == 0 {
+            return Ok(ReplaceBatch::default());
+        }
+        conn.prepare_cached(
+            "INSERT INTO bindings (listener_id, cert_id, role, status, revision)
+             SELECT listener_id, ?1, old_role, 'Associating', ?2 FROM temp.replace_batch
+             WHERE old_role IS NOT NULL AND NOT has_new
+             ON CONFLICT (listener_id, cert_id) DO UPDATE
+             SET role = excluded.role, status = excluded.status, revision = excluded.revision",
+        )?
+        .execute(params![new.0, revision])?;
+        conn.prepare_cached(
+            "UPDATE bindings SET status = 'Dissociating', revision = ?2
+             WHERE cert_id = ?1 AND status <> 'Dissociating' AND listener_id IN
+                 (SELECT listener_id FROM temp.replace_batch WHERE old_role IS NOT NULL AND NOT has_new)",
+        )?
+        .execute(params![old.0, revision])?;
+        let applied = conn
+            .prepare_cached(
+                "UPDATE job_targets SET status = 'running', revision = ?2
+                 WHERE job_id = ?1 AND seq IN (SELECT seq FROM temp.replace_batch
+                     WHERE (old_role IS NOT NULL AND NOT has_new) OR (old_role IS NULL AND has_new))",
+            )?
+            .execute(params![job.0, revision])? as u64;
+        let error = format!("listener is no longer bound to {old} (changed or deleted since the job was planned)");
+        let failed = conn
+            .prepare_cached(
+                "UPDATE job_targets SET status = 'failed', error = ?2
+                 WHERE job_id = ?1 AND seq IN (SELECT seq FROM temp.replace_batch WHERE old_role IS NULL AND NOT has_new)",
+            )?
+            .execute(params![job.0, error])? as u64;
+        let needs_review = {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TARGET_COLS} FROM job_targets WHERE job_id = ?1 AND seq IN
+                     (SELECT seq FROM temp.replace_batch WHERE old_role IS NOT NULL AND has_new) ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([job.0], rows::target)?.collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        Ok(ReplaceBatch { considered, applied, failed, needs_review })
     }
 
     fn mark_job_running(&mut self, job: JobId) -> StoreResult<()> {
@@ -774,7 +853,7 @@ impl Tx for SqliteTx<'_> {
 
     fn pending_targets(&mut self, job: JobId, limit: u64) -> StoreResult<Vec<JobTarget>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {TARGET_COLS} FROM job_targets WHERE job_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
+            "SELECT {TARGET_COLS} FROM job_targets INDEXED BY job_targets_pending WHERE job_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2"
         ))?;
         let out = stmt.query_map([job.0, page_limit(limit)], rows::target)?.collect::<Result<_, _>>()?;
         Ok(out)
@@ -815,15 +894,19 @@ impl Tx for SqliteTx<'_> {
                 "UPDATE job_targets SET status = 'succeeded' WHERE job_id = ?1 AND status = 'running' AND revision <= ?2",
                 [job, served],
             )? as u64;
-            let (unfinished, failed): (i64, i64) = self.conn.query_row(
-                "SELECT COALESCE(SUM(status IN ('pending', 'running')), 0), COALESCE(SUM(status = 'failed'), 0) \
-                 FROM job_targets WHERE job_id = ?1",
-                [job],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if unfinished > 0 {
+            // The partial indexes on open targets answer this without scanning the job.
+            let unfinished: bool = self.conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM job_targets INDEXED BY job_targets_pending WHERE job_id = ?1 AND status = 'pending')
+                     OR EXISTS (SELECT 1 FROM job_targets INDEXED BY job_targets_running WHERE job_id = ?1 AND status = 'running')",
+            )?
+            .query_row([job], |r| r.get(0))?;
+            if unfinished {
                 continue;
             }
+            let failed: i64 = self
+                .conn
+                .prepare_cached("SELECT COUNT(*) FROM job_targets WHERE job_id = ?1 AND status = 'failed'")?
+                .query_row([job], |r| r.get(0))?;
             let (state, error) = if failed > 0 {
                 (JobState::Failed, Some(format!("{failed} target(s) failed")))
             } else {
@@ -905,7 +988,8 @@ impl Tx for SqliteTx<'_> {
         }
         {
             let mut stmt = self.conn.prepare(
-                "SELECT listener_id, cert_id, role FROM bindings WHERE status <> 'Dissociating' ORDER BY listener_id, revision, cert_id",
+                // Primary-key order: no sort over what may be hundreds of thousands of rows.
+                "SELECT listener_id, cert_id, role FROM bindings WHERE status <> 'Dissociating' ORDER BY listener_id, cert_id",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -929,6 +1013,26 @@ impl Tx for SqliteTx<'_> {
         }
         Ok(ServingState { revision, listeners })
     }
+}
+
+/// Bindings (joined with their listener `l` and load balancer `lb`) that hold `cert`, not
+/// dissociating, within `scope`.
+fn bound_to_scope(account: AccountId, cert: CertId, scope: &BindingScope) -> Where {
+    let mut w = Where::new("b.cert_id = ?", cert.0);
+    w.and("l.account_id = ?", Value::Integer(account.0));
+    w.clauses.push("b.status <> 'Dissociating'".to_string());
+    if let Some(p) = scope.project_id {
+        w.and("lb.project_id = ?", Value::Integer(p.0));
+    }
+    if let Some(lb) = scope.load_balancer_id {
+        w.and("l.load_balancer_id = ?", Value::Integer(lb.0));
+    }
+    if let Some(l) = scope.listener_id {
+        w.and("l.id = ?", Value::Integer(l.0));
+    }
+    w.and_in_text("lb.lb_type", &scope.lb_types.iter().map(|t| t.as_str().to_string()).collect::<Vec<_>>());
+    w.and_in_text("lb.region", &scope.regions);
+    w
 }
 
 fn stored_key(row: &rusqlite::Row) -> rusqlite::Result<StoredAccessKey> {
