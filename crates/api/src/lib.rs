@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+pub mod dialects;
 mod native;
 mod request_id;
 
@@ -42,7 +43,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/v1", native::routes())
-        .fallback(native::not_found)
+        .fallback(dialects::dispatch)
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }

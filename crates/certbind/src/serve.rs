@@ -155,7 +155,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         }
     });
 
-    let api = axum::serve(listener, certbind_api::router(state)).with_graceful_shutdown(shutdown());
+    let app = certbind_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let api = axum::serve(listener, app).with_graceful_shutdown(shutdown());
     let api_task = tokio::spawn(async move { api.await });
 
     wait_for_signal().await;

@@ -382,3 +382,38 @@ pub fn served_chain(port: u16, sni: &str) -> Result<Vec<Vec<u8>>, String> {
     let _ = sock.flush();
     Ok(chain)
 }
+
+/// The Python with the clouds' official SDKs: `CERTBIND_SDK_PYTHON`, or the workspace's
+/// `.venv` that `scripts/sdk-venv` (run by `scripts/test`) creates.
+pub fn sdk_python() -> PathBuf {
+    if let Ok(path) = std::env::var("CERTBIND_SDK_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(venv.exists(), "no SDK virtualenv at {}: run ./scripts/sdk-venv (./scripts/test does)", venv.display());
+    venv
+}
+
+/// Runs `tests/sdk/<script>` with the SDK Python against `server`. The script gets the
+/// endpoint and the root credential in `CERTBIND_ENDPOINT`, `CERTBIND_ACCESS_KEY_ID` and
+/// `CERTBIND_ACCESS_KEY_SECRET` (plus `env`), must exit 0, and prints a JSON object as its
+/// last line of output, which is returned.
+pub fn run_sdk_script(script: &str, server: &Server, env: &[(&str, &str)]) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let mut command = Command::new(sdk_python());
+    command
+        .arg(&path)
+        .env("CERTBIND_ENDPOINT", server.url())
+        .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
+        .env("CERTBIND_ACCESS_KEY_SECRET", SECRET)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("run the SDK script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("{}");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed no JSON result ({e}):\n{stdout}"))
+}

@@ -1,0 +1,122 @@
+//! The cloud dialects, all served at `/` on the API address and told apart by the shape
+//! of the request (GUIDE section 2; the contract in issue 2):
+//!
+//! - Tencent Cloud API 3.0: an `X-TC-Action` header;
+//! - Alibaba Cloud (ALB, NLB, CAS): an `x-acs-action` header, or `Action` with
+//!   `SignatureVersion` in the query (the legacy RPC form);
+//! - UCloud: `Action`, `PublicKey` and `Signature` fields in a form (or JSON) body or
+//!   the query.
+//!
+//! Each dialect lives in its own module with its signature check, its action table, its
+//! request and response types, and one function mapping core errors to its own codes.
+
+pub mod aliyun;
+pub mod tencent;
+pub mod ucloud;
+
+use crate::body::{read_limited, BodyError};
+use crate::native::error::ApiError;
+use crate::{ApiState, MAX_BODY_BYTES};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+/// A dialect request, its body read in full (bounded by [`MAX_BODY_BYTES`]).
+pub struct DialectRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The client's address, when the server knows it (for the audit log).
+    pub peer: Option<SocketAddr>,
+}
+
+impl DialectRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Query parameters, percent-decoded, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(self.uri.query().unwrap_or("")).unwrap_or_default()
+    }
+
+    /// Form-body parameters (for `application/x-www-form-urlencoded` bodies).
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        let is_form = self
+            .header("content-type")
+            .map(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+            .unwrap_or(false);
+        if !is_form {
+            return Vec::new();
+        }
+        serde_urlencoded::from_bytes(&self.body).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Tencent,
+    Aliyun,
+    Ucloud,
+}
+
+/// Which dialect a request speaks, from its shape alone (before any parsing that could
+/// fail).
+pub fn classify(request: &DialectRequest) -> Option<Dialect> {
+    if request.header("x-tc-action").is_some() {
+        return Some(Dialect::Tencent);
+    }
+    if request.header("x-acs-action").is_some() {
+        return Some(Dialect::Aliyun);
+    }
+    let query = request.query_pairs();
+    let has = |pairs: &[(String, String)], key: &str| pairs.iter().any(|(k, _)| k == key);
+    if has(&query, "Action") && has(&query, "SignatureVersion") {
+        return Some(Dialect::Aliyun);
+    }
+    let form = request.form_pairs();
+    if has(&form, "Action") && has(&form, "PublicKey") {
+        return Some(Dialect::Ucloud);
+    }
+    if has(&query, "Action") && has(&query, "PublicKey") {
+        return Some(Dialect::Ucloud);
+    }
+    let json_fields = request
+        .header("content-type")
+        .filter(|ct| ct.to_ascii_lowercase().starts_with("application/json"))
+        .and_then(|_| serde_json::from_slice::<serde_json::Value>(&request.body).ok());
+    if let Some(serde_json::Value::Object(map)) = json_fields {
+        if map.contains_key("Action") && map.contains_key("PublicKey") {
+            return Some(Dialect::Ucloud);
+        }
+    }
+    None
+}
+
+/// The handler for `/` (and any path the native API does not claim).
+pub async fn dispatch(State(state): State<ApiState>, request: Request) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let body = match read_limited(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLarge",
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response()
+        }
+        Err(BodyError::Unreadable(reason)) => return ApiError::bad_request("InvalidRequest", reason).into_response(),
+    };
+    let request = DialectRequest { method: parts.method, uri: parts.uri, headers: parts.headers, body, peer };
+    match classify(&request) {
+        Some(Dialect::Tencent) => tencent::handle(&state, request).await,
+        Some(Dialect::Aliyun) => aliyun::handle(&state, request).await,
+        Some(Dialect::Ucloud) => ucloud::handle(&state, request).await,
+        None => crate::native::not_found().await.into_response(),
+    }
+}
