@@ -129,7 +129,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         DataPlane::new(DataPlaneConfig { listen_ip: options.listen_ip, drain_timeout: options.drain_timeout }, source);
     let served = dataplane.served_revision();
     let dataplane_task = tokio::spawn(dataplane.clone().run(control.committed_revisions(), shutdown()));
-    let runner_task = tokio::spawn(control.clone().run_jobs(served.clone(), shutdown()));
+    let lagging: certbind_control::LaggingListeners = {
+        let dataplane = dataplane.clone();
+        Arc::new(move || dataplane.lagging_listeners())
+    };
+    let runner_task = tokio::spawn(control.clone().run_jobs(served.clone(), lagging, shutdown()));
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = ApiState {

@@ -511,3 +511,30 @@ fn accounts_are_isolated() {
     assert_eq!(code, "CertificateNotFound");
     assert_eq!(root.get("/v1/certificates").unwrap()["total"], 1);
 }
+
+#[test]
+fn replace_onto_a_certificate_already_bound_promotes_it() {
+    let dir = TempDir::new("replace-promote");
+    let server = Server::start(dir.path());
+    let client = server.client();
+    let ca = Ca::new("Promote CA");
+    let (old_leaf, new_leaf) = (ca.issue(&["p.example.com"]), ca.issue(&["p.example.com", "q.example.com"]));
+    let old = upload(&client, &old_leaf, "old");
+    let new = upload(&client, &new_leaf, "new");
+    let lb = create_lb(&client, "local", "application");
+    let port = free_port();
+    let both = create_listener(&client, &lb, "HTTPS", port, Some(&old));
+    let plain = create_listener(&client, &lb, "HTTPS", free_port(), Some(&old));
+    let job = client.post(&format!("/v1/listeners/{both}/associate"), &json!({"certificate_ids": [new]})).unwrap();
+    wait_job(&client, job["job_id"].as_str().unwrap());
+
+    // One listener holds both certificates (new as an SNI certificate), the other only old.
+    let job = client.post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new})).unwrap();
+    let done = wait_job(&client, job["job_id"].as_str().unwrap());
+    assert_eq!(done["counts"]["succeeded"], 2, "{done}");
+    assert_eq!(bindings(&client, &both), vec![(new.clone(), "default".into(), "Associated".into())]);
+    assert_eq!(bindings(&client, &plain), vec![(new.clone(), "default".into(), "Associated".into())]);
+    assert_eq!(served_chain(port, "p.example.com").unwrap()[0], new_leaf.der);
+    assert_eq!(served_chain(port, "other.example.com").unwrap()[0], new_leaf.der, "new is the default now");
+    client.delete(&format!("/v1/certificates/{old}")).unwrap();
+}

@@ -18,6 +18,7 @@ pub use bindings::{
 };
 pub use certificates::{UploadOutcome, UploadRequest};
 pub use load_balancers::{CreateListenerRequest, CreateLoadBalancerRequest, ListenerDetail};
+pub use runner::LaggingListeners;
 
 use certbind_core::secret::MasterKey;
 use certbind_core::CoreError;

@@ -10,12 +10,18 @@ use certbind_core::CoreError;
 use certbind_store::Tx;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Lists the listeners the data plane serves at an older revision than the one it
+/// reports (their newest certificates failed to load), with the revision they serve.
+pub type LaggingListeners = Arc<dyn Fn() -> Vec<(ListenerId, Option<i64>)> + Send + Sync>;
 
 /// Settles up to the data plane's served revision whenever it has moved.
 struct Settler {
     served: watch::Receiver<i64>,
+    lagging: LaggingListeners,
     settled: i64,
 }
 
@@ -23,7 +29,7 @@ impl Settler {
     fn settle(&mut self, control: &Control) -> Result<()> {
         let served = *self.served.borrow();
         if served > self.settled {
-            control.settle(served)?;
+            control.settle(served, &(self.lagging)())?;
             self.settled = served;
         }
         Ok(())
@@ -34,13 +40,19 @@ impl Settler {
 type TargetError = String;
 
 impl Control {
-    /// Runs jobs until `shutdown` resolves. `served` is the revision the data plane serves.
-    pub async fn run_jobs(self, mut served: watch::Receiver<i64>, shutdown: impl Future<Output = ()>) {
+    /// Runs jobs until `shutdown` resolves. `served` is the revision the data plane serves;
+    /// `lagging` the listeners that serve an older one.
+    pub async fn run_jobs(
+        self,
+        mut served: watch::Receiver<i64>,
+        lagging: LaggingListeners,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         loop {
             served.borrow_and_update();
             let control = self.clone();
-            let mut settler = Settler { served: served.clone(), settled: -1 };
+            let mut settler = Settler { served: served.clone(), lagging: lagging.clone(), settled: -1 };
             let pass = tokio::task::spawn_blocking(move || control.runner_pass(&mut settler)).await;
             let retry_soon = match pass {
                 Ok(Ok(())) => false,
@@ -81,13 +93,16 @@ impl Control {
         settler.settle(self)
     }
 
-    fn settle(&self, served: i64) -> Result<()> {
+    fn settle(&self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> Result<()> {
         if served < 0 {
             return Ok(());
         }
+        if !lagging.is_empty() {
+            tracing::warn!(listeners = lagging.len(), "listeners lag behind the served revision; their changes wait");
+        }
         let started = std::time::Instant::now();
         let mut tx = self.store().write()?;
-        let settled = tx.settle(served)?;
+        let settled = tx.settle(served, lagging)?;
         tx.commit()?;
         tracing::debug!(served, bindings = settled.bindings, targets = settled.targets, elapsed = ?started.elapsed(), "settled");
         for job in settled.jobs_finished {

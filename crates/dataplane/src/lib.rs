@@ -269,6 +269,19 @@ impl DataPlane {
         }
     }
 
+    /// Listeners serving an older revision than the published snapshot because their newer
+    /// certificates could not be loaded, with the revision they do serve (`None`: none of
+    /// theirs yet). Usually empty; the job runner must not confirm their changes.
+    pub fn lagging_listeners(&self) -> Vec<(ListenerId, Option<i64>)> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot
+            .listeners
+            .iter()
+            .filter(|(_, view)| view.certs.is_some() && view.certs_revision != Some(snapshot.revision))
+            .map(|(id, view)| (*id, view.certs_revision))
+            .collect()
+    }
+
     /// Prometheus text exposition: per-listener connection, handshake and byte counters,
     /// expiry of every served certificate, and the data plane's own state.
     pub fn metrics_text(&self) -> String {

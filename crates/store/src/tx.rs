@@ -309,8 +309,10 @@ pub trait Tx {
         error: Option<&str>,
     ) -> StoreResult<()>;
     /// Marks bindings and targets up to `served` as done, and finishes jobs with no work
-    /// left. Idempotent.
-    fn settle(&mut self, served: i64) -> StoreResult<Settled>;
+    /// left. `lagging` lists listeners the data plane serves at an older revision (their
+    /// certificates failed to load): theirs settle only up to that revision (`None`: not
+    /// at all). Idempotent.
+    fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled>;
     /// Jobs still referencing a certificate as old or new and not finished.
     fn unfinished_jobs_for_certificate(&mut self, cert: CertId) -> StoreResult<Vec<JobId>>;
 

@@ -874,15 +874,34 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn settle(&mut self, served: i64) -> StoreResult<Settled> {
+    fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled> {
         let mut settled = Settled::default();
+        // A listener's own served revision: the global one, or the older one it lags at.
+        let (binding_served, target_served) = if lagging.is_empty() {
+            ("?1", "?2")
+        } else {
+            self.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS lagging (listener_id INTEGER PRIMARY KEY, served INTEGER NOT NULL);
+                 DELETE FROM temp.lagging;",
+            )?;
+            let mut insert =
+                self.conn.prepare_cached("INSERT INTO temp.lagging (listener_id, served) VALUES (?1, ?2)")?;
+            for (listener, revision) in lagging {
+                insert.execute([listener.0, revision.unwrap_or(-1)])?;
+            }
+            (
+                "COALESCE((SELECT served FROM temp.lagging g WHERE g.listener_id = bindings.listener_id), ?1)",
+                "COALESCE((SELECT served FROM temp.lagging g WHERE g.listener_id = job_targets.listener_id), ?2)",
+            )
+        };
         settled.bindings += self.conn.execute(
-            "UPDATE bindings SET status = 'Associated' WHERE status = 'Associating' AND revision <= ?1",
+            &format!("UPDATE bindings SET status = 'Associated' WHERE status = 'Associating' AND revision <= ?1 AND revision <= {binding_served}"),
             [served],
         )? as u64;
-        settled.bindings +=
-            self.conn.execute("DELETE FROM bindings WHERE status = 'Dissociating' AND revision <= ?1", [served])?
-                as u64;
+        settled.bindings += self.conn.execute(
+            &format!("DELETE FROM bindings WHERE status = 'Dissociating' AND revision <= ?1 AND revision <= {binding_served}"),
+            [served],
+        )? as u64;
         let open: Vec<i64> = {
             let mut stmt = self.conn.prepare_cached("SELECT id FROM jobs WHERE state IN ('pending', 'running')")?;
             let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -891,7 +910,10 @@ impl Tx for SqliteTx<'_> {
         let now = now_unix();
         for job in open {
             settled.targets += self.conn.execute(
-                "UPDATE job_targets SET status = 'succeeded' WHERE job_id = ?1 AND status = 'running' AND revision <= ?2",
+                &format!(
+                    "UPDATE job_targets SET status = 'succeeded' \
+                     WHERE job_id = ?1 AND status = 'running' AND revision <= ?2 AND revision <= {target_served}"
+                ),
                 [job, served],
             )? as u64;
             // The partial indexes on open targets answer this without scanning the job.
