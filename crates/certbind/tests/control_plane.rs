@@ -538,3 +538,37 @@ fn replace_onto_a_certificate_already_bound_promotes_it() {
     assert_eq!(served_chain(port, "other.example.com").unwrap()[0], new_leaf.der, "new is the default now");
     client.delete(&format!("/v1/certificates/{old}")).unwrap();
 }
+
+#[test]
+fn listener_sockets_report_bind_failures_and_metrics() {
+    let dir = TempDir::new("runtime");
+    let server = Server::start(dir.path());
+    let client = server.client();
+    let ca = Ca::new("Runtime CA");
+    let leaf = ca.issue(&["m.example.com"]);
+    let cert = upload(&client, &leaf, "m");
+    let lb = create_lb(&client, "local", "application");
+
+    // A port some other program holds: the listener exists and says why it does not serve.
+    let occupant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = occupant.local_addr().unwrap().port();
+    let blocked = create_listener(&client, &lb, "HTTPS", taken, Some(&cert));
+    let runtime = client.get(&format!("/v1/listeners/{blocked}")).unwrap()["runtime"].clone();
+    assert_eq!(runtime["state"], "bind_failed", "{runtime}");
+    assert!(runtime["reason"].as_str().unwrap().to_lowercase().contains("in use"), "{runtime}");
+
+    let port = free_port();
+    let serving = create_listener(&client, &lb, "HTTPS", port, Some(&cert));
+    assert_eq!(client.get(&format!("/v1/listeners/{serving}")).unwrap()["runtime"]["state"], "serving");
+    served_chain(port, "m.example.com").unwrap();
+
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let text = agent.get(&format!("{}/metrics", server.url())).call().unwrap().body_mut().read_to_string().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("certbind_listener_handshakes_total{{listener=\"{serving}\"")))
+        .unwrap_or_else(|| panic!("no handshake counter for {serving}:\n{text}"));
+    assert!(line.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 1.0, "{line}");
+    assert!(text.contains(&format!("certbind_certificate_not_after_seconds{{cert=\"{cert}\"}}")), "{text}");
+    drop(occupant);
+}

@@ -78,6 +78,19 @@ impl Control {
         Ok(outcome)
     }
 
+    /// Imports many certificates in one transaction (an estate moving in): each is
+    /// validated exactly as an upload, and either all are stored or none.
+    pub fn import_certificates(&self, caller: &Caller, requests: &[UploadRequest]) -> Result<Vec<UploadOutcome>> {
+        let parsed = requests.iter().map(validate_upload).collect::<Result<Vec<_>>>()?;
+        let mut tx = self.store().write()?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (request, parsed) in requests.iter().zip(parsed) {
+            outcomes.push(self.store_certificate(&mut *tx, caller, request, parsed)?);
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
     /// Validates an upload fully (parse, key match, chain, project, duplicates) without storing.
     pub fn check_upload(&self, caller: &Caller, request: &UploadRequest) -> Result<ParsedCertificate> {
         let parsed = validate_upload(request)?;

@@ -16,7 +16,7 @@ pub use bindings::{
     AssociateRequest, DissociateRequest, JobSubmission, NewCertificateSource, OneClickUpdateRequest, PlannedTarget,
     ReplaceRequest, SetDefaultRequest, UncoveredHosts,
 };
-pub use certificates::{UploadOutcome, UploadRequest};
+pub use certificates::{DuplicatePolicy, UploadOutcome, UploadRequest};
 pub use load_balancers::{CreateListenerRequest, CreateLoadBalancerRequest, ListenerDetail};
 pub use runner::LaggingListeners;
 

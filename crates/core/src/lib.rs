@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod parallel;
 pub mod secret;
 pub mod serving;
 

@@ -6,7 +6,7 @@
 //! or new, never half) and carries the error, so status APIs and metrics report it.
 
 use certbind_core::model::Protocol;
-use certbind_core::serving::{ServingListener, ServingSource, ServingState};
+use certbind_core::serving::{CertMaterial, ServingListener, ServingSource, ServingState};
 use certbind_core::{CertId, ListenerId};
 use rustls::crypto::CryptoProvider;
 use std::collections::{HashMap, HashSet};
@@ -83,11 +83,12 @@ impl CertCache {
                 return missing.into_iter().map(|id| (id, error.clone())).collect();
             }
         };
-        for material in &materials {
-            if !ids.contains(&material.id) {
-                continue;
-            }
-            match LoadedCert::from_material(material, &self.provider) {
+        let wanted: Vec<&CertMaterial> = materials.iter().filter(|m| ids.contains(&m.id)).collect();
+        // Parsing keys is CPU work: spread it (100k certificates at start).
+        let provider = &self.provider;
+        let loaded = certbind_core::parallel::map(&wanted, |material| LoadedCert::from_material(material, provider));
+        for (material, result) in wanted.iter().zip(loaded) {
+            match result {
                 Ok(cert) => {
                     self.loaded.insert(material.id, Arc::new(cert));
                 }
