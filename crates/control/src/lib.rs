@@ -7,6 +7,7 @@ mod bindings;
 mod certificates;
 mod idempotency;
 mod jobs;
+mod listener_replace;
 mod load_balancers;
 mod runner;
 mod serving;
@@ -17,6 +18,7 @@ pub use bindings::{
     ReplaceRequest, SetDefaultRequest, UncoveredHosts,
 };
 pub use certificates::{DuplicatePolicy, UploadOutcome, UploadRequest};
+pub use listener_replace::ListenerReplaceRequest;
 pub use load_balancers::{CreateListenerRequest, CreateLoadBalancerRequest, ListenerDetail};
 pub use runner::LaggingListeners;
 

@@ -78,6 +78,13 @@ pub fn classify(request: &DialectRequest) -> Option<Dialect> {
         return Some(Dialect::Aliyun);
     }
     let form = request.form_pairs();
+    // Tencent's legacy HmacSHA1/HmacSHA256 form: no X-TC-* headers, common parameters
+    // (SecretId, Nonce, Signature) in the form body or the query.
+    let tencent_legacy =
+        |pairs: &[(String, String)]| has(pairs, "SecretId") && has(pairs, "Nonce") && has(pairs, "Action");
+    if tencent_legacy(&form) || tencent_legacy(&query) {
+        return Some(Dialect::Tencent);
+    }
     if has(&form, "Action") && has(&form, "PublicKey") {
         return Some(Dialect::Ucloud);
     }
