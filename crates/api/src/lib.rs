@@ -42,7 +42,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .nest("/v1", native::routes())
+        .nest("/v1", native::audited(native::routes(), state.clone()))
         .fallback(dialects::dispatch)
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use table::{print_object, print_table, Column};
+use table::{cell, print_object, print_table, Column};
 
 #[derive(Parser)]
 #[command(name = "certbind", version, about = "A self-hosted TLS load balancer with a certificate control plane")]
@@ -60,6 +60,91 @@ enum Command {
     /// Jobs.
     #[command(subcommand)]
     Job(JobCmd),
+    /// Users of your account and their access keys.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Access policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// The audit log: every write and every refused request.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    Create {
+        name: String,
+    },
+    List,
+    /// A user's access keys and attached policies.
+    Show {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+    /// A new access key for the user (at most two active).
+    KeyCreate {
+        name: String,
+    },
+    KeyDisable {
+        name: String,
+        key_id: String,
+    },
+    KeyEnable {
+        name: String,
+        key_id: String,
+    },
+    KeyDelete {
+        name: String,
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Create or replace a policy from a JSON document file.
+    Put {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+    Attach {
+        #[arg(long)]
+        user: String,
+        policy: String,
+    },
+    Detach {
+        #[arg(long)]
+        user: String,
+        policy: String,
+    },
+    /// Would USER be allowed ACTION on RESOURCE? Says which statement decided.
+    Simulate {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        resource: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -685,6 +770,86 @@ fn run_client(client: &Client, out: &Output, command: Command) -> Result<ExitCod
             }
             JobCmd::Wait { id, timeout_secs } => return wait_job(client, out, &id, Duration::from_secs(timeout_secs)),
         },
+        Command::User(cmd) => {
+            match cmd {
+                UserCmd::Create { name } => out.object(&client.post("/v1/users", &json!({"name": name}))?),
+                UserCmd::List => {
+                    out.list(&client.get("/v1/users")?, &[("ID", "/id"), ("NAME", "/name"), ("CREATED", "/created_at")])
+                }
+                UserCmd::Show { name } => out.object(&client.get(&format!("/v1/users/{}", url_encode(&name)))?),
+                UserCmd::Delete { name } => out.object(&client.delete(&format!("/v1/users/{}", url_encode(&name)))?),
+                UserCmd::KeyCreate { name } => {
+                    out.object(&client.post(&format!("/v1/users/{}/access-keys", url_encode(&name)), &json!({}))?)
+                }
+                UserCmd::KeyDisable { name, key_id } => out.object(&client.patch(
+                    &format!("/v1/users/{}/access-keys/{key_id}", url_encode(&name)),
+                    &json!({"enabled": false}),
+                )?),
+                UserCmd::KeyEnable { name, key_id } => out.object(&client.patch(
+                    &format!("/v1/users/{}/access-keys/{key_id}", url_encode(&name)),
+                    &json!({"enabled": true}),
+                )?),
+                UserCmd::KeyDelete { name, key_id } => {
+                    out.object(&client.delete(&format!("/v1/users/{}/access-keys/{key_id}", url_encode(&name)))?)
+                }
+            }
+        }
+        Command::Policy(cmd) => match cmd {
+            PolicyCmd::Put { name, file } => {
+                let text = read_file(&file)?;
+                let document: Value = serde_json::from_str(&text)
+                    .map_err(|e| ClientError::Config(format!("{} is not JSON: {e}", file.display())))?;
+                out.object(&client.call(
+                    "PUT",
+                    &format!("/v1/policies/{}", url_encode(&name)),
+                    Some(&json!({"document": document})),
+                )?)
+            }
+            PolicyCmd::List => out.list(&client.get("/v1/policies")?, &[("ID", "/id"), ("NAME", "/name")]),
+            PolicyCmd::Delete { name } => out.object(&client.delete(&format!("/v1/policies/{}", url_encode(&name)))?),
+            PolicyCmd::Attach { user, policy } => out.object(
+                &client
+                    .post(&format!("/v1/users/{}/policies/{}", url_encode(&user), url_encode(&policy)), &json!({}))?,
+            ),
+            PolicyCmd::Detach { user, policy } => out.object(&client.delete(&format!(
+                "/v1/users/{}/policies/{}",
+                url_encode(&user),
+                url_encode(&policy)
+            ))?),
+            PolicyCmd::Simulate { user, action, resource } => {
+                let answer = client
+                    .post("/v1/policy-simulation", &json!({"user": user, "action": action, "resource": resource}))?;
+                if out.json {
+                    out.object(&answer);
+                } else {
+                    let verdict = if answer["allowed"] == json!(true) { "allowed" } else { "denied" };
+                    match (answer["policy"].as_str(), answer["statement"].as_str()) {
+                        (Some(policy), Some(statement)) => {
+                            println!("{verdict}: policy {policy}, statement {statement} ({})", cell(&answer["reason"]))
+                        }
+                        _ => println!("{verdict}: {}", cell(&answer["reason"])),
+                    }
+                    return Ok(if verdict == "allowed" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                }
+            }
+        },
+        Command::Audit(AuditCmd::List { user, outcome, action }) => {
+            let q = query(&[("user", user), ("outcome", outcome), ("action", action), ("limit", Some("1000".into()))]);
+            out.list(
+                &client.get(&format!("/v1/audit-log{q}"))?,
+                &[
+                    ("AT", "/at"),
+                    ("DIALECT", "/dialect"),
+                    ("USER", "/user"),
+                    ("KEY", "/key_id"),
+                    ("ACTION", "/action"),
+                    ("OUTCOME", "/outcome"),
+                    ("CODE", "/error_code"),
+                    ("SOURCE", "/source"),
+                    ("REQUEST", "/request_id"),
+                ],
+            )
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

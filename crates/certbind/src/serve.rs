@@ -103,6 +103,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         ..ControlConfig::default()
     };
     let control = Control::new(Arc::new(store), master, config)?;
+    control.set_resource_namer(Arc::new(certbind_api::dialects::resources::cloud_names));
 
     let credential = match (std::env::var("CERTBIND_ACCESS_KEY_ID"), std::env::var("CERTBIND_ACCESS_KEY_SECRET")) {
         (Ok(id), Ok(secret)) => Some((id, secret)),

@@ -1,5 +1,6 @@
 //! Accounts, their access keys and projects.
 
+use crate::access::Resource;
 use crate::{Control, Result};
 use certbind_core::ids::*;
 use certbind_core::model::*;
@@ -9,11 +10,38 @@ use certbind_store::{StoredAccessKey, Tx};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-/// Who is asking: the account every operation is scoped to, and the key that signed.
+/// Who is asking: the account every operation is scoped to, the key that signed, the
+/// principal behind the key, and the name the entry point gives the action (for
+/// policies written in a cloud's vocabulary, e.g. `alb:CreateListener`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account_id: AccountId,
     pub key_id: String,
+    pub principal: Principal,
+    pub action: Option<String>,
+}
+
+/// The identity behind an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// One of the account's root keys: may do everything in the account.
+    Root,
+    /// A user: may do what its policies allow.
+    User { id: UserId, name: String },
+}
+
+impl Caller {
+    /// The same caller, naming the action as its entry point calls it.
+    pub fn acting_as(&self, action: impl Into<String>) -> Caller {
+        Caller { action: Some(action.into()), ..self.clone() }
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::Root => None,
+            Principal::User { name, .. } => Some(name),
+        }
+    }
 }
 
 /// A freshly minted access key. The secret is shown once, in this value only.
@@ -101,7 +129,15 @@ impl Control {
             return Ok(None);
         }
         let secret = self.open_secret(&key)?;
-        Ok(Some((Caller { account_id: key.account_id, key_id: key.key_id }, secret)))
+        let principal = match key.user_id {
+            None => Principal::Root,
+            Some(id) => match tx.get_user_by_id(id)? {
+                Some(user) => Principal::User { id, name: user.name },
+                // A key of a deleted user is gone with it; never fall back to root.
+                None => return Ok(None),
+            },
+        };
+        Ok(Some((Caller { account_id: key.account_id, key_id: key.key_id, principal, action: None }, secret)))
     }
 
     pub fn account(&self, caller: &Caller) -> Result<Account> {
@@ -113,13 +149,16 @@ impl Control {
 
     pub fn create_access_key(&self, caller: &Caller) -> Result<NewAccessKey> {
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "CreateAccessKey", &[Resource::All { kind: "accesskey" }])?;
         let key = self.mint_key(&mut *tx, caller.account_id)?;
         tx.commit()?;
         Ok(key)
     }
 
     pub fn list_access_keys(&self, caller: &Caller) -> Result<Vec<AccessKey>> {
-        let keys = self.store().read()?.list_access_keys(caller.account_id)?;
+        let mut tx = self.store().read()?;
+        self.authorize(&mut *tx, caller, "ListAccessKeys", &[Resource::All { kind: "accesskey" }])?;
+        let keys = tx.list_access_keys(caller.account_id)?;
         Ok(keys
             .into_iter()
             .map(|k| AccessKey {
@@ -134,6 +173,7 @@ impl Control {
 
     pub fn set_access_key_enabled(&self, caller: &Caller, key_id: &str, enabled: bool) -> Result<()> {
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "UpdateAccessKey", &[Resource::All { kind: "accesskey" }])?;
         self.own_key(&mut *tx, caller, key_id)?;
         tx.set_access_key_enabled(key_id, enabled)?;
         tx.commit()?;
@@ -142,6 +182,7 @@ impl Control {
 
     pub fn delete_access_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "DeleteAccessKey", &[Resource::All { kind: "accesskey" }])?;
         self.own_key(&mut *tx, caller, key_id)?;
         if key_id == caller.key_id {
             return Err(CoreError::invalid("key_id", "an access key cannot delete itself; sign with another key"));
@@ -157,6 +198,7 @@ impl Control {
             return Err(CoreError::invalid("name", "must not be empty"));
         }
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "CreateProject", &[Resource::All { kind: "project" }])?;
         if tx.list_projects(caller.account_id)?.iter().any(|p| p.name == name) {
             return Err(CoreError::invalid("name", format!("a project named {name:?} already exists")));
         }
@@ -184,7 +226,7 @@ impl Control {
         }
     }
 
-    fn own_key(&self, tx: &mut dyn Tx, caller: &Caller, key_id: &str) -> Result<StoredAccessKey> {
+    pub(crate) fn own_key(&self, tx: &mut dyn Tx, caller: &Caller, key_id: &str) -> Result<StoredAccessKey> {
         tx.get_access_key(key_id)?
             .filter(|k| k.account_id == caller.account_id)
             .ok_or_else(|| CoreError::not_found("access key", key_id))
@@ -197,17 +239,38 @@ impl Control {
     }
 
     fn mint_key(&self, tx: &mut dyn Tx, account: AccountId) -> Result<NewAccessKey> {
+        self.mint_key_for(tx, account, None)
+    }
+
+    pub(crate) fn mint_key_for(
+        &self,
+        tx: &mut dyn Tx,
+        account: AccountId,
+        user: Option<UserId>,
+    ) -> Result<NewAccessKey> {
         let (key_id, secret) = new_access_key();
-        self.store_key(tx, account, &key_id, &secret)?;
+        self.store_key_for(tx, account, user, &key_id, &secret)?;
         Ok(NewAccessKey { key_id, secret: secret.to_string() })
     }
 
     fn store_key(&self, tx: &mut dyn Tx, account: AccountId, key_id: &str, secret: &str) -> Result<()> {
+        self.store_key_for(tx, account, None, key_id, secret)
+    }
+
+    fn store_key_for(
+        &self,
+        tx: &mut dyn Tx,
+        account: AccountId,
+        user: Option<UserId>,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<()> {
         let sealed =
             self.master().seal(secret.as_bytes(), key_id.as_bytes()).map_err(|e| CoreError::Internal(e.to_string()))?;
         tx.insert_access_key(&StoredAccessKey {
             key_id: key_id.to_string(),
             account_id: account,
+            user_id: user,
             secret_sealed: sealed,
             enabled: true,
             created_at: now_unix(),

@@ -2,6 +2,8 @@
 //! with one target per listener change; the runner applies the targets. A dry run runs
 //! the same validation inside a transaction that is rolled back.
 
+use crate::access::Resource;
+use crate::accounts::Principal;
 use crate::certificates::UploadRequest;
 use crate::idempotency::{idempotent, request_hash};
 use crate::{Caller, Control, Result};
@@ -96,6 +98,22 @@ pub struct JobSubmission {
     pub uncovered_hosts: Vec<UncoveredHosts>,
     /// The certificate a one-click update moves to (set when uploaded with the request).
     pub new_certificate_id: Option<CertId>,
+    /// For a dry run by a user: the load balancers among the targets its policies do not
+    /// allow (the real run would be refused as a whole).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden: Vec<String>,
+}
+
+/// certbind's name for the action a binding job performs.
+pub(crate) fn job_action(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::CreateListener => "CreateListener",
+        JobKind::SetDefault => "SetDefaultCertificate",
+        JobKind::Associate => "AssociateCertificates",
+        JobKind::Dissociate => "DissociateCertificates",
+        JobKind::Replace => "ReplaceCertificate",
+        JobKind::OneClickUpdate => "OneClickUpdate",
+    }
 }
 
 struct Plan {
@@ -415,11 +433,12 @@ impl Control {
         let mut tx = self.store().write()?;
         if dry_run {
             let plan = plan(&mut *tx)?;
-            // Dropping the transaction rolls back anything the plan touched.
-            drop(tx);
             let Targets::Listed(targets) = plan.targets else {
                 return Err(CoreError::Internal("a dry run plans listed targets".into()));
             };
+            let forbidden = self.forbidden_targets(&mut *tx, caller, plan.kind, &targets)?;
+            // Dropping the transaction rolls back anything the plan touched.
+            drop(tx);
             return Ok(JobSubmission {
                 job_id: None,
                 dry_run: true,
@@ -427,6 +446,7 @@ impl Control {
                 targets: targets.iter().map(planned).collect(),
                 uncovered_hosts: plan.uncovered,
                 new_certificate_id: plan.new,
+                forbidden,
             });
         }
         let hash = request_hash(operation, request);
@@ -440,6 +460,18 @@ impl Control {
                 client_token: token.map(str::to_string),
                 request: serde_json::to_value(request).unwrap_or_default(),
             };
+            // A bulk change is allowed only if every target is: checked before anything is written.
+            let listed_for_check = match &plan.targets {
+                Targets::Listed(targets) => Some(targets.clone()),
+                Targets::BoundToOld(scope) if matches!(caller.principal, Principal::User { .. }) => {
+                    let old = plan.old.ok_or_else(|| CoreError::Internal("replace without old certificate".into()))?;
+                    Some(bound_targets(tx.listeners_bound_to(caller.account_id, old, scope)?))
+                }
+                Targets::BoundToOld(_) => None,
+            };
+            if let Some(targets) = listed_for_check {
+                self.authorize_targets(tx, caller, plan.kind, &targets)?;
+            }
             let (job_id, target_count) = match &plan.targets {
                 Targets::Listed(targets) => (tx.insert_job(&job, targets)?, targets.len() as u64),
                 Targets::BoundToOld(scope) => {
@@ -459,6 +491,7 @@ impl Control {
                 targets: Vec::new(),
                 uncovered_hosts: plan.uncovered,
                 new_certificate_id: plan.new,
+                forbidden: Vec::new(),
             })
         })?;
         tx.commit()?;
@@ -489,6 +522,64 @@ impl Control {
     fn cert(&self, tx: &mut dyn Tx, caller: &Caller, id: CertId) -> Result<Certificate> {
         tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))
     }
+}
+
+impl Control {
+    /// The load balancers among `targets` the caller may not change (by their names).
+    pub(crate) fn forbidden_targets(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        kind: JobKind,
+        targets: &[NewTarget],
+    ) -> Result<Vec<String>> {
+        if matches!(caller.principal, Principal::Root) {
+            return Ok(Vec::new());
+        }
+        let forbidden = self.forbidden_among(tx, caller, job_action(kind), &target_load_balancers(targets))?;
+        Ok(forbidden.iter().map(|r| r.native_name(caller.account_id)).collect())
+    }
+
+    /// Refuses the whole change unless every target's load balancer is allowed.
+    pub(crate) fn authorize_targets(
+        &self,
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        kind: JobKind,
+        targets: &[NewTarget],
+    ) -> Result<()> {
+        if matches!(caller.principal, Principal::Root) {
+            return Ok(());
+        }
+        self.authorize(tx, caller, job_action(kind), &target_load_balancers(targets))
+    }
+}
+
+/// The distinct load balancers of some targets, as authorization resources.
+fn target_load_balancers(targets: &[NewTarget]) -> Vec<Resource> {
+    let mut seen = std::collections::HashSet::new();
+    targets
+        .iter()
+        .filter(|t| seen.insert(t.load_balancer_id))
+        .map(|t| Resource::LoadBalancer { id: t.load_balancer_id, lb_type: t.resource_type, region: t.region.clone() })
+        .collect()
+}
+
+/// Replace targets for listeners bound to the old certificate (for checks only).
+fn bound_targets(bound: Vec<BoundListener>) -> Vec<NewTarget> {
+    bound
+        .into_iter()
+        .map(|b| NewTarget {
+            listener_id: b.listener_id,
+            load_balancer_id: b.load_balancer_id,
+            resource_type: b.lb_type,
+            region: b.region,
+            action: TargetAction::Replace,
+            old_cert_id: None,
+            new_cert_id: None,
+            applied_at_revision: None,
+        })
+        .collect()
 }
 
 fn distinct(ids: &[CertId]) -> Result<Vec<CertId>> {

@@ -1,6 +1,7 @@
 //! Certificate upload, lookup and deletion. Only a parsed certificate whose key matches
 //! it is ever stored (GUIDE rule 2); its private key is sealed before it reaches the store.
 
+use crate::access::Resource;
 use crate::accounts::check_name;
 use crate::idempotency::{idempotent, request_hash};
 use crate::{Caller, Control, Result};
@@ -69,6 +70,7 @@ impl Control {
     ) -> Result<UploadOutcome> {
         let parsed = validate_upload(request)?;
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "UploadCertificate", &[Resource::All { kind: "certificate" }])?;
         // The hash covers the key too (through the request), so a retry with another key
         // under the same token is a conflict, not a silent success.
         let hash = request_hash("upload_certificate", request);
@@ -83,6 +85,7 @@ impl Control {
     pub fn import_certificates(&self, caller: &Caller, requests: &[UploadRequest]) -> Result<Vec<UploadOutcome>> {
         let parsed = requests.iter().map(validate_upload).collect::<Result<Vec<_>>>()?;
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "UploadCertificate", &[Resource::All { kind: "certificate" }])?;
         let mut outcomes = Vec::with_capacity(requests.len());
         for (request, parsed) in requests.iter().zip(parsed) {
             outcomes.push(self.store_certificate(&mut *tx, caller, request, parsed)?);
@@ -95,6 +98,7 @@ impl Control {
     pub fn check_upload(&self, caller: &Caller, request: &UploadRequest) -> Result<ParsedCertificate> {
         let parsed = validate_upload(request)?;
         let mut tx = self.store().read()?;
+        self.authorize(&mut *tx, caller, "UploadCertificate", &[Resource::All { kind: "certificate" }])?;
         self.resolve_project(&mut *tx, caller, request.project_id)?;
         if request.on_duplicate == DuplicatePolicy::Refuse {
             if let Some(existing) = tx.find_certificate_by_fingerprint(caller.account_id, &parsed.fingerprint_sha256)? {
@@ -167,20 +171,23 @@ impl Control {
     }
 
     pub fn get_certificate(&self, caller: &Caller, id: CertId) -> Result<Certificate> {
-        self.store()
-            .read()?
-            .get_certificate(caller.account_id, id)?
-            .ok_or_else(|| CoreError::not_found("certificate", id))
+        let mut tx = self.store().read()?;
+        let cert = tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))?;
+        self.authorize(&mut *tx, caller, "GetCertificate", &[Resource::Certificate { id }])?;
+        Ok(cert)
     }
 
     pub fn list_certificates(&self, caller: &Caller, filter: &CertificateFilter) -> Result<(Vec<Certificate>, u64)> {
-        Ok(self.store().read()?.list_certificates(caller.account_id, filter)?)
+        let mut tx = self.store().read()?;
+        self.authorize(&mut *tx, caller, "ListCertificates", &[Resource::All { kind: "certificate" }])?;
+        Ok(tx.list_certificates(caller.account_id, filter)?)
     }
 
     /// Listener bindings of a certificate: (listener, load balancer, role, status).
     pub fn certificate_bindings(&self, caller: &Caller, id: CertId) -> Result<Vec<(Listener, Binding)>> {
         let mut tx = self.store().read()?;
         tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))?;
+        self.authorize(&mut *tx, caller, "GetCertificate", &[Resource::Certificate { id }])?;
         let bound = tx.listeners_bound_to(caller.account_id, id, &Default::default())?;
         let mut out = Vec::with_capacity(bound.len());
         for b in bound {
@@ -196,6 +203,7 @@ impl Control {
     pub fn certificate_private_key(&self, caller: &Caller, id: CertId) -> Result<Zeroizing<String>> {
         let mut tx = self.store().read()?;
         let cert = tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))?;
+        self.authorize(&mut *tx, caller, "DownloadCertificate", &[Resource::Certificate { id }])?;
         if !cert.allow_download {
             return Err(CoreError::Forbidden(format!("certificate {id} was not uploaded with allow_download")));
         }
@@ -213,6 +221,7 @@ impl Control {
         let mut tx = self.store().write()?;
         let mut cert =
             tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))?;
+        self.authorize(&mut *tx, caller, "UpdateCertificate", &[Resource::Certificate { id }])?;
         if let Some(name) = name {
             check_name("name", name, 128)?;
             cert.name = name.to_string();
@@ -234,6 +243,7 @@ impl Control {
     pub fn delete_certificate(&self, caller: &Caller, id: CertId) -> Result<()> {
         let mut tx = self.store().write()?;
         tx.get_certificate(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("certificate", id))?;
+        self.authorize(&mut *tx, caller, "DeleteCertificate", &[Resource::Certificate { id }])?;
         let listeners = tx.count_certificate_bindings(id)?;
         if listeners > 0 {
             return Err(CoreError::CertificateInUse { cert: id.to_string(), listeners });

@@ -2,6 +2,7 @@
 //! to the store in one transaction, and the runner that carries jobs through to the data
 //! plane. Dialects call [`Control`]; they never touch the store or the data plane.
 
+mod access;
 mod accounts;
 mod bindings;
 mod certificates;
@@ -12,7 +13,8 @@ mod load_balancers;
 mod runner;
 mod serving;
 
-pub use accounts::{Caller, CreatedAccount, NewAccessKey};
+pub use access::{audit_entry, AuditFacts, Resource, ResourceNamer, Simulation, MAX_ACTIVE_USER_KEYS};
+pub use accounts::{Caller, CreatedAccount, NewAccessKey, Principal};
 pub use bindings::{
     AssociateRequest, DissociateRequest, JobSubmission, NewCertificateSource, OneClickUpdateRequest, PlannedTarget,
     ReplaceRequest, SetDefaultRequest, UncoveredHosts,
@@ -69,13 +71,24 @@ struct Inner {
     committed: watch::Sender<i64>,
     /// Wakes the job runner when a job is created.
     jobs_waiting: Notify,
+    /// Cloud-form resource names, set by the API layer.
+    namer: std::sync::OnceLock<access::ResourceNamer>,
 }
 
 impl Control {
     pub fn new(store: Arc<dyn Store>, master: MasterKey, config: ControlConfig) -> Result<Self> {
         let revision = store.read()?.revision()?;
         let (committed, _) = watch::channel(revision);
-        Ok(Control { inner: Arc::new(Inner { store, master, config, committed, jobs_waiting: Notify::new() }) })
+        Ok(Control {
+            inner: Arc::new(Inner {
+                store,
+                master,
+                config,
+                committed,
+                jobs_waiting: Notify::new(),
+                namer: std::sync::OnceLock::new(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &ControlConfig {

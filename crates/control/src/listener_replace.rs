@@ -66,6 +66,7 @@ impl Control {
         if targets.is_empty() {
             return Err(CoreError::OldCertificateNotBound { cert: old.to_string() });
         }
+        self.authorize_targets(&mut *tx, caller, request.kind, &targets)?;
         let job_id = tx.insert_job(
             &NewJob {
                 account_id: caller.account_id,
@@ -86,6 +87,7 @@ impl Control {
             targets: Vec::new(),
             uncovered_hosts: Vec::new(),
             new_certificate_id: Some(new),
+            forbidden: Vec::new(),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Load balancers, listeners and backends.
 
+use crate::access::Resource;
 use crate::accounts::check_name;
 use crate::bindings::{check_additional_quota, check_cert_count};
 use crate::idempotency::{idempotent, request_hash};
@@ -82,6 +83,7 @@ impl Control {
         let region = request.region.clone().unwrap_or_else(|| self.config().default_region.clone());
         check_region(&region)?;
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "CreateLoadBalancer", &[Resource::All { kind: "loadbalancer" }])?;
         let hash = request_hash("create_load_balancer", request);
         let lb = idempotent(&mut *tx, caller, token, &hash, |tx| {
             let project = self.resolve_project(tx, caller, request.project_id)?;
@@ -100,10 +102,11 @@ impl Control {
     }
 
     pub fn get_load_balancer(&self, caller: &Caller, id: LoadBalancerId) -> Result<LoadBalancer> {
-        self.store()
-            .read()?
-            .get_load_balancer(caller.account_id, id)?
-            .ok_or_else(|| CoreError::not_found("load balancer", id))
+        let mut tx = self.store().read()?;
+        let lb =
+            tx.get_load_balancer(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("load balancer", id))?;
+        self.authorize(&mut *tx, caller, "GetLoadBalancer", &[Resource::load_balancer(&lb)])?;
+        Ok(lb)
     }
 
     pub fn list_load_balancers(
@@ -111,7 +114,9 @@ impl Control {
         caller: &Caller,
         filter: &LoadBalancerFilter,
     ) -> Result<(Vec<LoadBalancer>, u64)> {
-        Ok(self.store().read()?.list_load_balancers(caller.account_id, filter)?)
+        let mut tx = self.store().read()?;
+        self.authorize(&mut *tx, caller, "ListLoadBalancers", &[Resource::All { kind: "loadbalancer" }])?;
+        Ok(tx.list_load_balancers(caller.account_id, filter)?)
     }
 
     pub fn update_load_balancer(
@@ -124,6 +129,7 @@ impl Control {
         let mut tx = self.store().write()?;
         let mut lb =
             tx.get_load_balancer(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("load balancer", id))?;
+        self.authorize(&mut *tx, caller, "UpdateLoadBalancer", &[Resource::load_balancer(&lb)])?;
         if let Some(name) = name {
             check_name("name", name, 128)?;
             lb.name = name.to_string();
@@ -137,7 +143,9 @@ impl Control {
     /// Deletes a load balancer with all its listeners (as the clouds do).
     pub fn delete_load_balancer(&self, caller: &Caller, id: LoadBalancerId) -> Result<()> {
         let mut tx = self.store().write()?;
-        tx.get_load_balancer(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("load balancer", id))?;
+        let lb =
+            tx.get_load_balancer(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("load balancer", id))?;
+        self.authorize(&mut *tx, caller, "DeleteLoadBalancer", &[Resource::load_balancer(&lb)])?;
         let (listeners, _) =
             tx.list_listeners(caller.account_id, &ListenerFilter { load_balancer_id: Some(id), ..Default::default() })?;
         let revision = if listeners.is_empty() { None } else { Some(tx.next_revision()?) };
@@ -181,6 +189,7 @@ impl Control {
         let lb = tx
             .get_load_balancer(caller.account_id, request.load_balancer_id)?
             .ok_or_else(|| CoreError::not_found("load balancer", request.load_balancer_id))?;
+        self.authorize(tx, caller, "CreateListener", &[Resource::load_balancer(&lb)])?;
         if !lb.lb_type.allows(request.protocol) {
             return Err(CoreError::ProtocolNotAllowed {
                 protocol: request.protocol.to_string(),
@@ -265,6 +274,7 @@ impl Control {
     pub fn get_listener(&self, caller: &Caller, id: ListenerId) -> Result<ListenerDetail> {
         let mut tx = self.store().read()?;
         let listener = tx.get_listener(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("listener", id))?;
+        self.authorize_listener(&mut *tx, caller, "GetListener", &listener)?;
         let bindings = tx.listener_bindings(id)?;
         let backends = tx.list_backends(id)?;
         Ok(ListenerDetail { listener, bindings, backends, job_id: None })
@@ -272,9 +282,16 @@ impl Control {
 
     pub fn list_listeners(&self, caller: &Caller, filter: &ListenerFilter) -> Result<(Vec<ListenerDetail>, u64)> {
         let mut tx = self.store().read()?;
-        if let Some(lb) = filter.load_balancer_id {
-            tx.get_load_balancer(caller.account_id, lb)?.ok_or_else(|| CoreError::not_found("load balancer", lb))?;
-        }
+        let scope = match filter.load_balancer_id {
+            Some(lb) => {
+                let lb = tx
+                    .get_load_balancer(caller.account_id, lb)?
+                    .ok_or_else(|| CoreError::not_found("load balancer", lb))?;
+                Resource::load_balancer(&lb)
+            }
+            None => Resource::All { kind: "listener" },
+        };
+        self.authorize(&mut *tx, caller, "ListListeners", &[scope])?;
         let (listeners, total) = tx.list_listeners(caller.account_id, filter)?;
         let mut out = Vec::with_capacity(listeners.len());
         for listener in listeners {
@@ -295,6 +312,7 @@ impl Control {
         let mut tx = self.store().write()?;
         let mut listener =
             tx.get_listener(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("listener", id))?;
+        self.authorize_listener(&mut *tx, caller, "UpdateListener", &listener)?;
         if let Some(name) = name {
             check_name("name", name, 128)?;
             listener.name = name.to_string();
@@ -307,9 +325,9 @@ impl Control {
 
     pub fn delete_listener(&self, caller: &Caller, id: ListenerId) -> Result<()> {
         let mut tx = self.store().write()?;
-        if !tx.delete_listener(caller.account_id, id)? {
-            return Err(CoreError::not_found("listener", id));
-        }
+        let listener = tx.get_listener(caller.account_id, id)?.ok_or_else(|| CoreError::not_found("listener", id))?;
+        self.authorize_listener(&mut *tx, caller, "DeleteListener", &listener)?;
+        tx.delete_listener(caller.account_id, id)?;
         let revision = tx.next_revision()?;
         tx.commit()?;
         self.published(revision);
@@ -324,7 +342,9 @@ impl Control {
             return Err(CoreError::invalid("weight", "must be between 1 and 100"));
         }
         let mut tx = self.store().write()?;
-        tx.get_listener(caller.account_id, listener)?.ok_or_else(|| CoreError::not_found("listener", listener))?;
+        let found =
+            tx.get_listener(caller.account_id, listener)?.ok_or_else(|| CoreError::not_found("listener", listener))?;
+        self.authorize_listener(&mut *tx, caller, "AddBackend", &found)?;
         let backend = tx.insert_backend(listener, address, weight)?;
         let revision = tx.next_revision()?;
         tx.commit()?;
@@ -334,7 +354,9 @@ impl Control {
 
     pub fn remove_backend(&self, caller: &Caller, listener: ListenerId, backend: BackendId) -> Result<()> {
         let mut tx = self.store().write()?;
-        tx.get_listener(caller.account_id, listener)?.ok_or_else(|| CoreError::not_found("listener", listener))?;
+        let found =
+            tx.get_listener(caller.account_id, listener)?.ok_or_else(|| CoreError::not_found("listener", listener))?;
+        self.authorize_listener(&mut *tx, caller, "RemoveBackend", &found)?;
         if !tx.delete_backend(listener, backend)? {
             return Err(CoreError::not_found("backend", backend));
         }
@@ -351,5 +373,15 @@ fn merge_attributes(current: &mut serde_json::Value, extra: Option<serde_json::V
             serde_json::Value::Object(map) => map.extend(extra),
             other => *other = serde_json::Value::Object(extra),
         }
+    }
+}
+
+impl Control {
+    /// Authorizes `action` on the load balancer a listener belongs to.
+    fn authorize_listener(&self, tx: &mut dyn Tx, caller: &Caller, action: &str, listener: &Listener) -> Result<()> {
+        let lb = tx
+            .get_load_balancer(caller.account_id, listener.load_balancer_id)?
+            .ok_or_else(|| CoreError::not_found("load balancer", listener.load_balancer_id))?;
+        self.authorize(tx, caller, action, &[Resource::load_balancer(&lb)])
     }
 }

@@ -54,6 +54,8 @@ typed_id!(LoadBalancerId, "lb", "load balancer");
 typed_id!(ListenerId, "lsn", "listener");
 typed_id!(JobId, "job", "job");
 typed_id!(BackendId, "be", "backend");
+typed_id!(UserId, "user", "user");
+typed_id!(PolicyId, "pol", "policy");
 
 #[cfg(test)]
 mod tests {

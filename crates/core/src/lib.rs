@@ -7,11 +7,12 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod parallel;
+pub mod policy;
 pub mod secret;
 pub mod serving;
 
 pub use error::{CoreError, ErrorKind};
-pub use ids::{AccountId, CertId, JobId, ListenerId, LoadBalancerId, ProjectId};
+pub use ids::{AccountId, CertId, JobId, ListenerId, LoadBalancerId, PolicyId, ProjectId, UserId};
 
 /// Seconds since the Unix epoch, the one clock representation certbind stores.
 pub fn now_unix() -> i64 {

@@ -310,3 +310,42 @@ pub struct JobTarget {
     pub status: TargetStatus,
     pub error: Option<String>,
 }
+
+/// A user of an account: signs with its own access keys, may do what its policies allow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A named policy document of an account, attachable to users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Policy {
+    pub id: PolicyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub document: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// One audited request: every write and every denied request. Never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub account_id: Option<AccountId>,
+    /// The user's name; `None` for the account's root keys or an unknown signer.
+    pub user: Option<String>,
+    pub key_id: Option<String>,
+    pub source: Option<String>,
+    /// "native", "aliyun", "tencent" or "ucloud".
+    pub dialect: String,
+    pub action: String,
+    pub resources: Vec<String>,
+    /// "allowed", "denied", "failed" (with `error_code`).
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub request_id: String,
+}

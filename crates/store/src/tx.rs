@@ -14,6 +14,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct StoredAccessKey {
     pub key_id: String,
     pub account_id: AccountId,
+    /// The user the key belongs to; `None` for the account's root keys.
+    pub user_id: Option<UserId>,
     pub secret_sealed: Vec<u8>,
     pub enabled: bool,
     pub created_at: i64,
@@ -169,6 +171,17 @@ pub struct ReplaceBatch {
     pub needs_review: Vec<JobTarget>,
 }
 
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<i64>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// Outcome of settling bindings and targets up to a served revision.
 #[derive(Debug, Clone, Default)]
 pub struct Settled {
@@ -322,4 +335,24 @@ pub trait Tx {
 
     // ---- serving ----
     fn serving_state(&mut self) -> StoreResult<ServingState>;
+
+    // ---- users, policies, audit (access control) ----
+    fn insert_user(&mut self, account: AccountId, name: &str) -> StoreResult<User>;
+    fn get_user(&mut self, account: AccountId, name: &str) -> StoreResult<Option<User>>;
+    fn get_user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>>;
+    fn list_users(&mut self, account: AccountId) -> StoreResult<Vec<User>>;
+    /// Deletes the user with its keys and policy attachments.
+    fn delete_user(&mut self, account: AccountId, id: UserId) -> StoreResult<bool>;
+    fn list_user_keys(&mut self, user: UserId) -> StoreResult<Vec<StoredAccessKey>>;
+    fn insert_policy(&mut self, account: AccountId, name: &str, document: &serde_json::Value) -> StoreResult<Policy>;
+    fn get_policy(&mut self, account: AccountId, name: &str) -> StoreResult<Option<Policy>>;
+    fn list_policies(&mut self, account: AccountId) -> StoreResult<Vec<Policy>>;
+    fn update_policy(&mut self, id: PolicyId, document: &serde_json::Value) -> StoreResult<()>;
+    /// Deletes the policy and detaches it from every user.
+    fn delete_policy(&mut self, account: AccountId, id: PolicyId) -> StoreResult<bool>;
+    fn attach_policy(&mut self, user: UserId, policy: PolicyId) -> StoreResult<()>;
+    fn detach_policy(&mut self, user: UserId, policy: PolicyId) -> StoreResult<bool>;
+    fn user_policies(&mut self, user: UserId) -> StoreResult<Vec<Policy>>;
+    fn insert_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    fn list_audit(&mut self, account: AccountId, filter: &AuditFilter) -> StoreResult<(Vec<AuditEntry>, u64)>;
 }

@@ -11,6 +11,8 @@
 //! request and response types, and one function mapping core errors to its own codes.
 
 pub mod aliyun;
+mod audit;
+pub mod resources;
 pub mod tencent;
 pub mod ucloud;
 
@@ -120,10 +122,22 @@ pub async fn dispatch(State(state): State<ApiState>, request: Request) -> Respon
         Err(BodyError::Unreadable(reason)) => return ApiError::bad_request("InvalidRequest", reason).into_response(),
     };
     let request = DialectRequest { method: parts.method, uri: parts.uri, headers: parts.headers, body, peer };
-    match classify(&request) {
-        Some(Dialect::Tencent) => tencent::handle(&state, request).await,
-        Some(Dialect::Aliyun) => aliyun::handle(&state, request).await,
-        Some(Dialect::Ucloud) => ucloud::handle(&state, request).await,
-        None => crate::native::not_found().await.into_response(),
+    let Some(dialect) = classify(&request) else { return crate::native::not_found().await.into_response() };
+    // Each dialect borrows the request; the audit trail reads it again afterwards.
+    let response = match dialect {
+        Dialect::Tencent => tencent::handle(&state, clone_request(&request)).await,
+        Dialect::Aliyun => aliyun::handle(&state, clone_request(&request)).await,
+        Dialect::Ucloud => ucloud::handle(&state, clone_request(&request)).await,
+    };
+    audit::record(&state, dialect, &request, response).await
+}
+
+fn clone_request(request: &DialectRequest) -> DialectRequest {
+    DialectRequest {
+        method: request.method.clone(),
+        uri: request.uri.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        peer: request.peer,
     }
 }

@@ -1,7 +1,9 @@
 //! The native JSON API under `/v1`. Every request is signed (see `auth`); every answer is
 //! JSON; every error uses the envelope in `error`.
 
+mod access;
 mod accounts;
+mod audit;
 mod certificates;
 pub mod error;
 mod jobs;
@@ -55,6 +57,23 @@ pub fn routes() -> Router<ApiState> {
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/targets", get(jobs::targets))
+        .route("/users", get(access::list_users).post(access::create_user))
+        .route("/users/{name}", get(access::show_user).delete(access::delete_user))
+        .route("/users/{name}/access-keys", post(access::create_user_key))
+        .route(
+            "/users/{name}/access-keys/{key_id}",
+            axum::routing::patch(access::update_user_key).delete(access::delete_user_key),
+        )
+        .route("/users/{name}/policies/{policy}", post(access::attach).delete(access::detach))
+        .route("/policies", get(access::list_policies))
+        .route("/policies/{name}", axum::routing::put(access::put_policy).delete(access::delete_policy))
+        .route("/policy-simulation", post(access::simulate))
+        .route("/audit-log", get(access::audit))
+}
+
+/// Records writes and refusals of the native API in the audit log.
+pub fn audited(router: Router<ApiState>, state: ApiState) -> Router<ApiState> {
+    router.layer(axum::middleware::from_fn_with_state(state, audit::record))
 }
 
 pub async fn not_found() -> ApiError {

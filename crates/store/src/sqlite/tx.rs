@@ -164,22 +164,31 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_access_key(&mut self, key: &StoredAccessKey) -> StoreResult<()> {
         self.conn.execute(
-            "INSERT INTO access_keys (key_id, account_id, secret_sealed, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key.key_id, key.account_id.0, key.secret_sealed, key.enabled, key.created_at],
+            "INSERT INTO access_keys (key_id, account_id, user_id, secret_sealed, enabled, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key.key_id,
+                key.account_id.0,
+                key.user_id.map(|u| u.0),
+                key.secret_sealed,
+                key.enabled,
+                key.created_at
+            ],
         )?;
         Ok(())
     }
 
     fn get_access_key(&mut self, key_id: &str) -> StoreResult<Option<StoredAccessKey>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT key_id, account_id, secret_sealed, enabled, created_at FROM access_keys WHERE key_id = ?1",
+            "SELECT key_id, account_id, user_id, secret_sealed, enabled, created_at FROM access_keys WHERE key_id = ?1",
         )?;
         Ok(stmt.query_row([key_id], stored_key).optional()?)
     }
 
     fn list_access_keys(&mut self, account: AccountId) -> StoreResult<Vec<StoredAccessKey>> {
         let mut stmt = self.conn.prepare(
-            "SELECT key_id, account_id, secret_sealed, enabled, created_at FROM access_keys WHERE account_id = ?1 ORDER BY created_at, key_id",
+            "SELECT key_id, account_id, user_id, secret_sealed, enabled, created_at FROM access_keys \
+             WHERE account_id = ?1 AND user_id IS NULL ORDER BY created_at, key_id",
         )?;
         let out = stmt.query_map([account.0], stored_key)?.collect::<Result<_, _>>()?;
         Ok(out)
@@ -1035,6 +1044,181 @@ impl Tx for SqliteTx<'_> {
         }
         Ok(ServingState { revision, listeners })
     }
+
+    // ---- users, policies, audit ----
+
+    fn insert_user(&mut self, account: AccountId, name: &str) -> StoreResult<User> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT INTO users (account_id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![account.0, name, now],
+        )?;
+        Ok(User {
+            id: UserId(self.conn.last_insert_rowid()),
+            account_id: account,
+            name: name.to_string(),
+            created_at: now,
+        })
+    }
+
+    fn get_user(&mut self, account: AccountId, name: &str) -> StoreResult<Option<User>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, account_id, name, created_at FROM users WHERE account_id = ?1 AND name = ?2",
+                params![account.0, name],
+                user,
+            )
+            .optional()?)
+    }
+
+    fn get_user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, account_id, name, created_at FROM users WHERE id = ?1")?;
+        Ok(stmt.query_row([id.0], user).optional()?)
+    }
+
+    fn list_users(&mut self, account: AccountId) -> StoreResult<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, account_id, name, created_at FROM users WHERE account_id = ?1 ORDER BY id")?;
+        let out = stmt.query_map([account.0], user)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn delete_user(&mut self, account: AccountId, id: UserId) -> StoreResult<bool> {
+        if self.get_user_by_id(id)?.filter(|u| u.account_id == account).is_none() {
+            return Ok(false);
+        }
+        self.conn.execute("DELETE FROM access_keys WHERE user_id = ?1", [id.0])?;
+        self.conn.execute("DELETE FROM user_policies WHERE user_id = ?1", [id.0])?;
+        Ok(self.conn.execute("DELETE FROM users WHERE id = ?1", [id.0])? > 0)
+    }
+
+    fn list_user_keys(&mut self, user: UserId) -> StoreResult<Vec<StoredAccessKey>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key_id, account_id, user_id, secret_sealed, enabled, created_at FROM access_keys \
+             WHERE user_id = ?1 ORDER BY created_at, key_id",
+        )?;
+        let out = stmt.query_map([user.0], stored_key)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn insert_policy(&mut self, account: AccountId, name: &str, document: &serde_json::Value) -> StoreResult<Policy> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT INTO policies (account_id, name, document, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![account.0, name, document.to_string(), now],
+        )?;
+        Ok(Policy {
+            id: PolicyId(self.conn.last_insert_rowid()),
+            account_id: account,
+            name: name.to_string(),
+            document: document.clone(),
+            created_at: now,
+        })
+    }
+
+    fn get_policy(&mut self, account: AccountId, name: &str) -> StoreResult<Option<Policy>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, account_id, name, document, created_at FROM policies WHERE account_id = ?1 AND name = ?2",
+                params![account.0, name],
+                policy,
+            )
+            .optional()?)
+    }
+
+    fn list_policies(&mut self, account: AccountId) -> StoreResult<Vec<Policy>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, account_id, name, document, created_at FROM policies WHERE account_id = ?1 ORDER BY id",
+        )?;
+        let out = stmt.query_map([account.0], policy)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn update_policy(&mut self, id: PolicyId, document: &serde_json::Value) -> StoreResult<()> {
+        self.conn.execute("UPDATE policies SET document = ?2 WHERE id = ?1", params![id.0, document.to_string()])?;
+        Ok(())
+    }
+
+    fn delete_policy(&mut self, account: AccountId, id: PolicyId) -> StoreResult<bool> {
+        self.conn.execute(
+            "DELETE FROM user_policies WHERE policy_id = ?1 AND policy_id IN (SELECT id FROM policies WHERE account_id = ?2)",
+            [id.0, account.0],
+        )?;
+        Ok(self.conn.execute("DELETE FROM policies WHERE id = ?1 AND account_id = ?2", [id.0, account.0])? > 0)
+    }
+
+    fn attach_policy(&mut self, user: UserId, policy: PolicyId) -> StoreResult<()> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO user_policies (user_id, policy_id) VALUES (?1, ?2)", [user.0, policy.0])?;
+        Ok(())
+    }
+
+    fn detach_policy(&mut self, user: UserId, policy: PolicyId) -> StoreResult<bool> {
+        Ok(self.conn.execute("DELETE FROM user_policies WHERE user_id = ?1 AND policy_id = ?2", [user.0, policy.0])?
+            > 0)
+    }
+
+    fn user_policies(&mut self, user: UserId) -> StoreResult<Vec<Policy>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.id, p.account_id, p.name, p.document, p.created_at FROM policies p \
+             JOIN user_policies up ON up.policy_id = p.id WHERE up.user_id = ?1 ORDER BY p.id",
+        )?;
+        let out = stmt.query_map([user.0], policy)?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn insert_audit(&mut self, e: &AuditEntry) -> StoreResult<()> {
+        let resources = serde_json::to_string(&e.resources).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO audit_log (at, account_id, user_name, key_id, source, dialect, action, resources, outcome, \
+             error_code, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        stmt.execute(params![
+            e.at,
+            e.account_id.map(|a| a.0),
+            e.user,
+            e.key_id,
+            e.source,
+            e.dialect,
+            e.action,
+            resources,
+            e.outcome,
+            e.error_code,
+            e.request_id
+        ])?;
+        Ok(())
+    }
+
+    fn list_audit(&mut self, account: AccountId, filter: &AuditFilter) -> StoreResult<(Vec<AuditEntry>, u64)> {
+        let mut w = Where::new("account_id = ?", account.0);
+        if let Some(user) = &filter.user {
+            w.and("user_name = ?", text(user));
+        }
+        if let Some(action) = &filter.action {
+            w.and("action = ?", text(action));
+        }
+        if let Some(outcome) = &filter.outcome {
+            w.and("outcome = ?", text(outcome));
+        }
+        if let Some(since) = filter.since {
+            w.and("at >= ?", Value::Integer(since));
+        }
+        let total = self.count("audit_log", &w)?;
+        let sql = format!(
+            "SELECT id, at, account_id, user_name, key_id, source, dialect, action, resources, outcome, error_code, request_id \
+             FROM audit_log WHERE {} ORDER BY id DESC LIMIT ? OFFSET ?",
+            w.sql()
+        );
+        let mut values = w.values.clone();
+        values.push(Value::Integer(page_limit(filter.limit)));
+        values.push(Value::Integer(filter.offset as i64));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let out = stmt.query_map(params_from_iter(&values), audit_entry)?.collect::<Result<_, _>>()?;
+        Ok((out, total))
+    }
 }
 
 /// Bindings (joined with their listener `l` and load balancer `lb`) that hold `cert`, not
@@ -1061,9 +1245,42 @@ fn stored_key(row: &rusqlite::Row) -> rusqlite::Result<StoredAccessKey> {
     Ok(StoredAccessKey {
         key_id: row.get(0)?,
         account_id: AccountId(row.get(1)?),
-        secret_sealed: row.get(2)?,
-        enabled: row.get(3)?,
+        user_id: row.get::<_, Option<i64>>(2)?.map(UserId),
+        secret_sealed: row.get(3)?,
+        enabled: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+fn user(row: &rusqlite::Row) -> rusqlite::Result<User> {
+    Ok(User { id: UserId(row.get(0)?), account_id: AccountId(row.get(1)?), name: row.get(2)?, created_at: row.get(3)? })
+}
+
+fn policy(row: &rusqlite::Row) -> rusqlite::Result<Policy> {
+    Ok(Policy {
+        id: PolicyId(row.get(0)?),
+        account_id: AccountId(row.get(1)?),
+        name: row.get(2)?,
+        document: json(row, 3)?,
         created_at: row.get(4)?,
+    })
+}
+
+fn audit_entry(row: &rusqlite::Row) -> rusqlite::Result<AuditEntry> {
+    let resources: String = row.get(8)?;
+    Ok(AuditEntry {
+        id: row.get(0)?,
+        at: row.get(1)?,
+        account_id: row.get::<_, Option<i64>>(2)?.map(AccountId),
+        user: row.get(3)?,
+        key_id: row.get(4)?,
+        source: row.get(5)?,
+        dialect: row.get(6)?,
+        action: row.get(7)?,
+        resources: serde_json::from_str(&resources).map_err(|_| corrupt(8, "resources"))?,
+        outcome: row.get(9)?,
+        error_code: row.get(10)?,
+        request_id: row.get(11)?,
     })
 }
 

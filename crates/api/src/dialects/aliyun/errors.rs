@@ -192,7 +192,10 @@ pub fn from_core(product: Product, e: CoreError) -> AliError {
         | CoreError::OldCertificateNotBound { .. }
         | CoreError::SameCertificate { .. }) => AliError::invalid_parameter(e.to_string()),
         CoreError::Unauthenticated(m) => AliError::new(401, "InvalidAccessKeyId.NotFound", m),
-        CoreError::Forbidden(_) => AliError::new(403, "Forbidden", "You are not authorized to operate on this resource."),
+        // A policy refused a load balancer (the seed's code), or anything else (RAM); the
+        // message names the denied action and resource.
+        CoreError::Forbidden(m) if m.contains(":loadbalancer/") => AliError::new(403, "Forbidden.LoadBalancer", m),
+        CoreError::Forbidden(m) => AliError::new(403, "Forbidden.RAM", m),
         e @ CoreError::Internal(_) => {
             debug_assert_eq!(e.kind(), ErrorKind::Internal);
             tracing::error!(error = %e, "internal error in the aliyun dialect");

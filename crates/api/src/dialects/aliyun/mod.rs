@@ -14,7 +14,7 @@
 mod cas;
 mod errors;
 mod guard;
-mod ids;
+pub(crate) mod ids;
 mod lb;
 mod params;
 mod signature;
@@ -221,6 +221,8 @@ async fn serve(
             ),
         ));
     }
+    // Policies name this action in Alibaba's vocabulary (`alb:CreateListener`).
+    let caller = caller.acting_as(format!("{}:{action}", product.name()));
     if let Err(ms) = guard::throttle(caller.account_id.0, product.name(), &action) {
         let mut e = AliError::new(429, "Throttling.User", "Request was denied due to user flow control.");
         e.retry_after_ms = Some(ms);

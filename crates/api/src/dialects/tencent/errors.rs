@@ -70,7 +70,7 @@ pub fn from_core(e: CoreError) -> TcError {
         CoreError::IdempotencyConflict { .. } => "InvalidParameter",
         CoreError::TooManyCertificates { .. } | CoreError::AdditionalCertificateQuotaExceeded { .. } => "LimitExceeded",
         CoreError::Unauthenticated(_) => "AuthFailure",
-        CoreError::Forbidden(_) => "UnauthorizedOperation",
+        CoreError::Forbidden(_) => "AuthFailure.UnauthorizedOperation",
         CoreError::Internal(_) => {
             tracing::error!(error = %e, "internal error in the tencent dialect");
             return TcError::new("InternalError", "an internal error occurred; quote the RequestId to the operator");

@@ -97,6 +97,9 @@ fn process(control: &Control, request: &DialectRequest, request_id: &str) -> TcR
     if incoming.action.is_empty() {
         return Err(TcError::missing("Action"));
     }
+    // Policies name this action in Tencent's vocabulary (`ssl:UpdateCertificateInstance`).
+    let service = if incoming.version == SSL_VERSION { "ssl" } else { "clb" };
+    let caller = caller.acting_as(format!("{service}:{}", incoming.action));
     let ctx = Ctx {
         control,
         caller: &caller,

@@ -13,7 +13,7 @@
 //! the answer waits until the job has finished, that is until the data plane serves it.
 
 mod errors;
-mod ids;
+pub(crate) mod ids;
 mod listeners;
 mod params;
 mod signature;
@@ -81,7 +81,8 @@ fn serve(control: &Control, params: &Params) -> Result<Fields, UError> {
     let Some(action) = params.get("Action") else {
         return Err(UError::new(errors::MISSING_ACTION, "Missing Action"));
     };
-    let caller = signature::authenticate(control, params)?;
+    // Policies name this action in UCloud's vocabulary (`ulb:UpdateSSLBinding`).
+    let caller = signature::authenticate(control, params)?.acting_as(format!("ulb:{action}"));
     let handler: fn(&Ctx) -> Result<Fields, UError> = match action {
         "CreateSSL" => ssl::create_ssl,
         "DescribeSSL" => ssl::describe_ssl,
