@@ -88,6 +88,42 @@ fn newcomer_walkthrough_with_the_cli_alone() {
     let shown = cli.ok(&["job", "show", &replace_job, "--targets"]);
     assert!(shown.contains(&listener_id) && shown.contains("succeeded"), "{shown}");
 
+    // Access control from the CLI: a user, a policy from a file, the simulator's verdict.
+    cli.ok(&["user", "create", "ops"]);
+    let policy = write(
+        "policy.json",
+        &format!(
+            r#"{{"Statement":[{{"Sid":"edge-only","Effect":"Allow","Action":"certbind:*","Resource":"crn:certbind:*:*:loadbalancer/{lb}"}}]}}"#
+        ),
+    );
+    cli.ok(&["policy", "put", "edge-only", "--file", &policy]);
+    cli.ok(&["policy", "attach", "--user", "ops", "edge-only"]);
+    let allowed = cli.ok(&[
+        "policy",
+        "simulate",
+        "--user",
+        "ops",
+        "--action",
+        "certbind:ReplaceCertificate",
+        "--resource",
+        &format!("crn:certbind:eu-west:1:loadbalancer/{lb}"),
+    ]);
+    assert!(allowed.starts_with("allowed: policy edge-only, statement edge-only"), "{allowed}");
+    let denied = cli.run(&[
+        "policy",
+        "simulate",
+        "--user",
+        "ops",
+        "--action",
+        "certbind:ReplaceCertificate",
+        "--resource",
+        "crn:certbind:eu-west:1:loadbalancer/lb-999",
+    ]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stdout).starts_with("denied"));
+    let audit = cli.ok(&["audit", "list"]);
+    assert!(audit.lines().next().unwrap().contains("OUTCOME") && audit.contains("/v1/users"), "{audit}");
+
     // Errors: a clear message and a failing exit status.
     let out = cli.run(&["cert", "delete", &cert2]);
     assert!(!out.status.success());
