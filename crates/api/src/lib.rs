@@ -1,6 +1,7 @@
 //! certbind's HTTP surface on the API address: `/healthz`, `/metrics`, the native API
 //! under `/v1`, and (at `/`) the cloud dialects, told apart by the shape of the request.
 
+mod audit_trail;
 mod auth;
 mod body;
 pub mod dialects;

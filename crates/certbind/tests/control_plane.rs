@@ -562,13 +562,24 @@ fn listener_sockets_report_bind_failures_and_metrics() {
     assert_eq!(client.get(&format!("/v1/listeners/{serving}")).unwrap()["runtime"]["state"], "serving");
     served_chain(port, "m.example.com").unwrap();
 
+    // The server counts a handshake once it has the client's Finished, a moment after the
+    // client is done: read the counter until it shows up.
     let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-    let text = agent.get(&format!("{}/metrics", server.url())).call().unwrap().body_mut().read_to_string().unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("certbind_listener_handshakes_total{{listener=\"{serving}\"")))
-        .unwrap_or_else(|| panic!("no handshake counter for {serving}:\n{text}"));
-    assert!(line.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 1.0, "{line}");
+    let counter = format!("certbind_listener_handshakes_total{{listener=\"{serving}\"");
+    let start = std::time::Instant::now();
+    let text = loop {
+        let text = agent.get(&format!("{}/metrics", server.url())).call().unwrap().body_mut().read_to_string().unwrap();
+        let count = text
+            .lines()
+            .find(|l| l.starts_with(&counter))
+            .and_then(|l| l.split_whitespace().last().and_then(|v| v.parse::<f64>().ok()))
+            .unwrap_or(0.0);
+        if count >= 1.0 {
+            break text;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "no handshake counted for {serving}:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(text.contains(&format!("certbind_certificate_not_after_seconds{{cert=\"{cert}\"}}")), "{text}");
     drop(occupant);
 }

@@ -8,7 +8,7 @@
 //! (`crn:certbind:{region}:{account}:loadbalancer/lb-1`) and each cloud's form, supplied by
 //! the API layer through [`ResourceNamer`].
 
-use crate::accounts::Principal;
+use crate::accounts::{public_key, Principal};
 use crate::{Caller, Control, NewAccessKey, Result};
 use certbind_core::ids::*;
 use certbind_core::model::*;
@@ -218,17 +218,7 @@ impl Control {
         let mut tx = self.store().read()?;
         self.authorize(&mut *tx, caller, "ListAccessKeys", &[Resource::User { name: name.to_string() }])?;
         let user = self.user(&mut *tx, caller, name)?;
-        Ok(tx
-            .list_user_keys(user.id)?
-            .into_iter()
-            .map(|k| AccessKey {
-                key_id: k.key_id,
-                account_id: k.account_id,
-                secret: String::new(),
-                enabled: k.enabled,
-                created_at: k.created_at,
-            })
-            .collect())
+        Ok(tx.list_user_keys(user.id)?.into_iter().map(public_key).collect())
     }
 
     /// Enables or disables a user's key (re-enabling counts against the active limit).
@@ -353,20 +343,20 @@ impl Control {
 }
 
 /// What the entry point knows of a request it audits.
-pub struct AuditFacts<'a> {
+pub struct AuditFacts {
     /// "native", "aliyun", "tencent" or "ucloud".
-    pub dialect: &'a str,
-    pub action: &'a str,
+    pub dialect: &'static str,
+    pub action: String,
     pub resources: Vec<String>,
     /// "allowed", "denied" or "failed".
-    pub outcome: &'a str,
-    pub error_code: Option<&'a str>,
+    pub outcome: &'static str,
+    pub error_code: Option<String>,
     pub source: Option<String>,
-    pub request_id: &'a str,
+    pub request_id: String,
 }
 
 /// An audit entry for a request, filled from its caller (if it got as far as having one).
-pub fn audit_entry(caller: Option<&Caller>, key_id: Option<&str>, facts: AuditFacts<'_>) -> AuditEntry {
+pub fn audit_entry(caller: Option<&Caller>, key_id: Option<&str>, facts: AuditFacts) -> AuditEntry {
     AuditEntry {
         id: 0,
         at: now_unix(),
@@ -375,11 +365,11 @@ pub fn audit_entry(caller: Option<&Caller>, key_id: Option<&str>, facts: AuditFa
         key_id: caller.map(|c| c.key_id.clone()).or_else(|| key_id.map(str::to_string)),
         source: facts.source,
         dialect: facts.dialect.to_string(),
-        action: facts.action.to_string(),
+        action: facts.action,
         resources: facts.resources,
         outcome: facts.outcome.to_string(),
-        error_code: facts.error_code.map(str::to_string),
-        request_id: facts.request_id.to_string(),
+        error_code: facts.error_code,
+        request_id: facts.request_id,
     }
 }
 

@@ -159,16 +159,7 @@ impl Control {
         let mut tx = self.store().read()?;
         self.authorize(&mut *tx, caller, "ListAccessKeys", &[Resource::All { kind: "accesskey" }])?;
         let keys = tx.list_access_keys(caller.account_id)?;
-        Ok(keys
-            .into_iter()
-            .map(|k| AccessKey {
-                key_id: k.key_id,
-                account_id: k.account_id,
-                secret: String::new(),
-                enabled: k.enabled,
-                created_at: k.created_at,
-            })
-            .collect())
+        Ok(keys.into_iter().map(public_key).collect())
     }
 
     pub fn set_access_key_enabled(&self, caller: &Caller, key_id: &str, enabled: bool) -> Result<()> {
@@ -282,5 +273,16 @@ impl Control {
         self.master()
             .open_string(&key.secret_sealed, key.key_id.as_bytes())
             .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+}
+
+/// An access key as shown to its owner: never the secret.
+pub(crate) fn public_key(key: StoredAccessKey) -> AccessKey {
+    AccessKey {
+        key_id: key.key_id,
+        account_id: key.account_id,
+        secret: String::new(),
+        enabled: key.enabled,
+        created_at: key.created_at,
     }
 }

@@ -3,9 +3,10 @@
 //! dialect's own answer. Never a secret: bodies are not recorded.
 
 use super::{Dialect, DialectRequest};
-use crate::{request_id, ApiState};
+use crate::{audit_trail, request_id, ApiState};
 use axum::body::Body;
 use axum::response::Response;
+use certbind_control::AuditFacts;
 use http_body_util::BodyExt;
 
 /// What the request asks for: `(vocabulary action, key id)`.
@@ -100,28 +101,16 @@ pub async fn record(state: &ApiState, dialect: Dialect, request: &DialectRequest
             Dialect::Aliyun => "aliyun",
             Dialect::Ucloud => "ucloud",
         };
-        let source = request.peer.map(|p| p.to_string());
-        let request_id = request_id::current();
-        let control = state.control.clone();
-        let resources = vec![request.uri.path().to_string()];
-        let _ = tokio::task::spawn_blocking(move || {
-            let caller = key_id.as_deref().and_then(|k| control.access_key_secret(k).ok().flatten()).map(|(c, _)| c);
-            let entry = certbind_control::audit_entry(
-                caller.as_ref(),
-                key_id.as_deref(),
-                certbind_control::AuditFacts {
-                    dialect: dialect_name,
-                    action: &action,
-                    resources,
-                    outcome,
-                    error_code: code.as_deref(),
-                    source,
-                    request_id: &request_id,
-                },
-            );
-            control.record_audit(entry);
-        })
-        .await;
+        let facts = AuditFacts {
+            dialect: dialect_name,
+            action,
+            resources: vec![request.uri.path().to_string()],
+            outcome,
+            error_code: code,
+            source: request.peer.map(|p| p.to_string()),
+            request_id: request_id::current(),
+        };
+        audit_trail::record(&state.control, key_id, facts).await;
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -2,12 +2,13 @@
 //! the answer is known, with who (account, user, key), from where, what and how it ended.
 //! Never a secret: bodies are not recorded, only the path that names the objects.
 
-use crate::{request_id, ApiState};
+use crate::{audit_trail, request_id, ApiState};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use certbind_control::AuditFacts;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 
@@ -45,26 +46,15 @@ pub async fn record(State(state): State<ApiState>, request: Request, next: Next)
     };
     let action = format!("certbind:{method} {route}");
     let resources = vec![path];
-    let request_id = request_id::current();
-    let control = state.control.clone();
-    tokio::task::spawn_blocking(move || {
-        let caller = key_id.as_deref().and_then(|k| control.access_key_secret(k).ok().flatten()).map(|(c, _)| c);
-        let entry = certbind_control::audit_entry(
-            caller.as_ref(),
-            key_id.as_deref(),
-            certbind_control::AuditFacts {
-                dialect: "native",
-                action: &action,
-                resources,
-                outcome,
-                error_code: code.as_deref(),
-                source,
-                request_id: &request_id,
-            },
-        );
-        control.record_audit(entry);
-    })
-    .await
-    .ok();
+    let facts = AuditFacts {
+        dialect: "native",
+        action,
+        resources,
+        outcome,
+        error_code: code,
+        source,
+        request_id: request_id::current(),
+    };
+    audit_trail::record(&state.control, key_id, facts).await;
     Response::from_parts(parts, Body::from(bytes))
 }
