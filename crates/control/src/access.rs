@@ -119,7 +119,16 @@ impl Control {
             // alb/nlb/clb/ulb, certificates for cas/ssl (as the seed names the ALB
             // resource). Reads an entry point makes on the side (jobs, the certificate it
             // binds) are part of its one action, not actions of their own.
-            Some(action) => resources.iter().filter(|r| governed(action, r)).cloned().collect(),
+            // The load balancers a change of listeners touches are judged whatever the
+            // entry point (a one-click `ssl:UpdateCertificateInstance` needs every one).
+            Some(cloud) => resources
+                .iter()
+                .filter(|r| {
+                    governed(cloud, r)
+                        || (LISTENER_CHANGES.contains(&action) && matches!(r, Resource::LoadBalancer { .. }))
+                })
+                .cloned()
+                .collect(),
             None if resources.is_empty() => vec![Resource::All { kind: "*" }],
             None => resources.to_vec(),
         };
@@ -372,6 +381,16 @@ pub fn audit_entry(caller: Option<&Caller>, key_id: Option<&str>, facts: AuditFa
         request_id: facts.request_id,
     }
 }
+
+/// certbind's actions that change what listeners serve (the jobs' actions).
+const LISTENER_CHANGES: [&str; 6] = [
+    "CreateListener",
+    "SetDefaultCertificate",
+    "AssociateCertificates",
+    "DissociateCertificates",
+    "ReplaceCertificate",
+    "OneClickUpdate",
+];
 
 /// Whether a cloud action's policies govern this kind of resource.
 fn governed(action: &str, resource: &Resource) -> bool {

@@ -86,7 +86,8 @@ fn retell(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while !rest.is_empty() {
-        let at_word_start = out.chars().last().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-');
+        // After '/' an id is part of a resource name (`crn:…:loadbalancer/lb-3`): left as is.
+        let at_word_start = out.chars().last().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-' && c != '/');
         let mut replaced = false;
         if at_word_start {
             for prefix in ["cert-", "lb-", "lsn-", "job-"] {
@@ -131,6 +132,7 @@ mod tests {
         let e = from_core(CoreError::not_found("listener", ListenerId(7)));
         assert_eq!(e.message, format!("listener {} does not exist", super::super::ids::listener(ListenerId(7))));
         assert_eq!(retell("lb-3x and xlb-3 stay"), "lb-3x and xlb-3 stay");
+        assert_eq!(retell("crn:certbind:r:1:loadbalancer/lb-3"), "crn:certbind:r:1:loadbalancer/lb-3");
         let e = from_core(CoreError::Internal("disk /secret/path failed".into()));
         assert_eq!(e.code, "InternalError");
         assert!(!e.message.contains("secret"), "{}", e.message);

@@ -80,7 +80,9 @@ pub fn ucloud_ids(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut i = 0;
     'scan: while i < message.len() {
-        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'-');
+        // After '/' an id is part of a resource name (`crn:…:loadbalancer/lb-3`): left as is.
+        let boundary =
+            i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'-' || bytes[i - 1] == b'/');
         if boundary {
             for (core, ucloud) in FORMS {
                 if message[i..].starts_with(core) {
@@ -117,5 +119,6 @@ mod tests {
             ucloud_ids("certificate cert-3 is bound to lsn-4 of lb-5, not ulb-6 or alb-7"),
             "certificate ssl-3 is bound to vserver-4 of ulb-5, not ulb-6 or alb-7"
         );
+        assert_eq!(ucloud_ids("crn:certbind:r:1:loadbalancer/lb-3"), "crn:certbind:r:1:loadbalancer/lb-3");
     }
 }
