@@ -14,14 +14,15 @@ cargo build --release --bin certbind --example sni_bench --example handshake_ben
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 work="$(mktemp -d)"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+# Server pids go to a file: `start` runs in a command substitution (a subshell), where an
+# array assignment would not reach the trap.
+trap 'while read -r p; do kill "$p" 2>/dev/null || true; done < "$work/pids" 2>/dev/null; rm -rf "$work"' EXIT
 
 start() { # start COUNT -> prints the JSON line, records the server pid
     local port api line
     port="$(free_port)"; api="$(free_port)"
     line="$(target/release/examples/sni_bench --certificates "$1" --port "$port" --api-port "$api" --data-dir "$work/d$1")"
-    pids+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$line")")
+    python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$line" >>"$work/pids"
     echo "$line" | python3 -c "import json,sys; d=json.load(sys.stdin); d['port']=$port; print(json.dumps(d))"
 }
 one="$(start 1)"
