@@ -2,6 +2,7 @@
 
 use crate::Control;
 use certbind_core::ids::CertId;
+use certbind_core::names::served_names;
 use certbind_core::serving::chain_der_from_pem;
 use certbind_core::serving::{CertMaterial, ServingSource, ServingState};
 
@@ -12,31 +13,28 @@ impl ServingSource for Control {
     }
 
     fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {
-        let mut tx = self.store().read().map_err(|e| e.to_string())?;
-        let certs = tx.certificates_by_ids(ids).map_err(|e| e.to_string())?;
-        let mut sealed = Vec::with_capacity(certs.len());
-        for cert in certs {
-            let key = tx.certificate_key_sealed(cert.id).map_err(|e| e.to_string())?.unwrap_or_default();
-            sealed.push((cert, key));
-        }
-        drop(tx);
+        // Certificates and sealed keys in one query, and the read transaction closed
+        // before the CPU work.
+        let sealed = {
+            let mut tx = self.store().read().map_err(|e| e.to_string())?;
+            tx.serving_certificates(ids).map_err(|e| e.to_string())?
+        };
         // Opening and decoding is CPU work: spread it (100k certificates at start).
-        let out = certbind_core::parallel::map(&sealed, |(cert, key)| {
+        let out = certbind_core::parallel::map(&sealed, |cert| {
             let private_key_pem = self
                 .master()
-                .open_string(key, cert.id.to_string().as_bytes())
+                .open_string(&cert.key_sealed, cert.id.to_string().as_bytes())
                 .map_err(|e| format!("certificate {}: {e}", cert.id))?;
             let chain_der = chain_der_from_pem(&cert.chain_pem).map_err(|e| format!("certificate {}: {e}", cert.id))?;
             Ok(CertMaterial {
                 id: cert.id,
                 chain_der,
                 private_key_pem,
-                host_names: cert.host_names(),
+                host_names: served_names(cert.common_name.as_deref(), &cert.sans),
                 not_before: cert.not_before,
                 not_after: cert.not_after,
             })
         });
-        let out = out.into_iter().collect::<Result<Vec<_>, String>>()?;
-        Ok(out)
+        out.into_iter().collect()
     }
 }

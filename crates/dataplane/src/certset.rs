@@ -95,8 +95,17 @@ impl CertSet {
     /// Builds the set from the listener's default certificate and its additional ones.
     /// A certificate listed twice is kept once; the default sits at position 0.
     pub fn new(default: Option<Arc<LoadedCert>>, additional: impl IntoIterator<Item = Arc<LoadedCert>>) -> CertSet {
-        let mut set = CertSet::default();
-        let mut seen: HashSet<CertId> = HashSet::new();
+        let additional: Vec<Arc<LoadedCert>> = additional.into_iter().collect();
+        // Sized up front: growing maps of 100k names rehashes them over and over.
+        let count = additional.len() + usize::from(default.is_some());
+        let names = default.iter().chain(&additional).map(|cert| cert.names.len()).sum();
+        let mut set = CertSet {
+            certs: Vec::with_capacity(count),
+            default: None,
+            exact: HashMap::with_capacity(names),
+            wildcard: HashMap::new(),
+        };
+        let mut seen: HashSet<CertId> = HashSet::with_capacity(count);
         if let Some(cert) = default {
             set.default = Some(0);
             seen.insert(cert.id);

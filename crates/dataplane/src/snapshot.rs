@@ -6,11 +6,12 @@
 //! or new, never half) and carries the error, so status APIs and metrics report it.
 
 use certbind_core::model::Protocol;
-use certbind_core::serving::{CertMaterial, ServingListener, ServingSource, ServingState};
+use certbind_core::serving::{ServingListener, ServingSource, ServingState};
 use certbind_core::{CertId, ListenerId};
 use rustls::crypto::CryptoProvider;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backends::BackendSet;
@@ -55,6 +56,12 @@ pub(crate) struct ListenerView {
     pub(crate) backends: Arc<BackendSet>,
 }
 
+/// How many certificates [`CertCache::fetch_missing`] asks the source for at once: at
+/// least the minimum (one call for a small set), at most the maximum (bounded memory in
+/// flight, and chunks enough for the workers to overlap).
+const FETCH_CHUNK_MIN: usize = 256;
+const FETCH_CHUNK_MAX: usize = 4096;
+
 /// Loaded certificates by id, kept across builds: certificates never change once stored,
 /// so each is fetched and its key parsed once, however many listeners or revisions use it.
 pub(crate) struct CertCache {
@@ -67,33 +74,51 @@ impl CertCache {
         CertCache { provider, loaded: HashMap::new() }
     }
 
-    /// Loads the ids not cached yet, with one call to the source; returns why each id that
-    /// is still missing failed. Failures are not cached: the next build retries them.
+    /// Loads the ids not cached yet; returns why each id that is still missing failed.
+    /// Failures are not cached: the next build retries them.
+    ///
+    /// Reading and decrypting (the source) and parsing keys are both CPU work and 100k
+    /// certificates at start take a while: the ids are split into chunks, and one worker
+    /// per core takes chunk after chunk, asking the source for it and parsing its keys,
+    /// so that one worker's fetch overlaps another's parsing and no core waits for a
+    /// whole phase to finish. A small set is one chunk and one call, on this thread.
     fn fetch_missing(&mut self, ids: &HashSet<CertId>, source: &dyn ServingSource) -> HashMap<CertId, CertLoadError> {
         let mut missing: Vec<CertId> = ids.iter().filter(|id| !self.loaded.contains_key(id)).copied().collect();
         let mut failures = HashMap::new();
         if missing.is_empty() {
             return failures;
         }
-        missing.sort();
-        let materials = match source.cert_material(&missing) {
-            Ok(materials) => materials,
-            Err(reason) => {
-                let error = CertLoadError::Source(reason);
-                return missing.into_iter().map(|id| (id, error.clone())).collect();
+        missing.sort_unstable();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let chunk = missing.len().div_ceil(threads).clamp(FETCH_CHUNK_MIN, FETCH_CHUNK_MAX);
+        let chunks: Vec<&[CertId]> = missing.chunks(chunk).collect();
+        let next = AtomicUsize::new(0);
+        let provider = self.provider.as_ref();
+        let work = || {
+            let mut out = Vec::new();
+            while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                load_chunk(chunk, ids, source, provider, &mut out);
             }
+            out
         };
-        let wanted: Vec<&CertMaterial> = materials.iter().filter(|m| ids.contains(&m.id)).collect();
-        // Parsing keys is CPU work: spread it (100k certificates at start).
-        let provider = &self.provider;
-        let loaded = certbind_core::parallel::map(&wanted, |material| LoadedCert::from_material(material, provider));
-        for (material, result) in wanted.iter().zip(loaded) {
+        let results = if chunks.len() == 1 || threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads.min(chunks.len())).map(|_| scope.spawn(work)).collect();
+                let joined =
+                    workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                joined.flatten().collect::<Vec<_>>()
+            })
+        };
+        self.loaded.reserve(results.len());
+        for (id, result) in results {
             match result {
                 Ok(cert) => {
-                    self.loaded.insert(material.id, Arc::new(cert));
+                    self.loaded.insert(id, cert);
                 }
                 Err(error) => {
-                    failures.insert(material.id, error);
+                    failures.insert(id, error);
                 }
             }
         }
@@ -114,6 +139,29 @@ impl CertCache {
             .flat_map(|set| set.certs().iter().map(|c| c.id))
             .collect();
         self.loaded.retain(|id, _| served.contains(id));
+    }
+}
+
+/// Fetches one chunk of ids from the source and parses the keys of those among `ids`,
+/// appending each outcome to `out`.
+fn load_chunk(
+    chunk: &[CertId],
+    ids: &HashSet<CertId>,
+    source: &dyn ServingSource,
+    provider: &CryptoProvider,
+    out: &mut Vec<(CertId, Result<Arc<LoadedCert>, CertLoadError>)>,
+) {
+    match source.cert_material(chunk) {
+        Ok(materials) => out.extend(
+            materials
+                .iter()
+                .filter(|material| ids.contains(&material.id))
+                .map(|material| (material.id, LoadedCert::from_material(material, provider).map(Arc::new))),
+        ),
+        Err(reason) => {
+            let error = CertLoadError::Source(reason);
+            out.extend(chunk.iter().map(|id| (*id, Err(error.clone()))));
+        }
     }
 }
 

@@ -190,6 +190,25 @@ pub struct Settled {
     pub jobs_finished: Vec<JobId>,
 }
 
+/// The columns a certificate is served from ([`Tx::serving_certificates`]); the private
+/// key is still sealed under the master key.
+#[derive(Clone)]
+pub struct ServingCertificate {
+    pub id: CertId,
+    pub common_name: Option<String>,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub chain_pem: String,
+    pub key_sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServingCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingCertificate").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
 /// One transaction. Every method runs inside it; nothing is visible to others until
 /// [`Tx::commit`].
 pub trait Tx {
@@ -355,4 +374,10 @@ pub trait Tx {
     fn user_policies(&mut self, user: UserId) -> StoreResult<Vec<Policy>>;
     fn insert_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
     fn list_audit(&mut self, account: AccountId, filter: &AuditFilter) -> StoreResult<(Vec<AuditEntry>, u64)>;
+
+    // ---- serving: bulk certificate material ----
+    /// What serving needs of each certificate in `ids` (regardless of account), with its
+    /// sealed key, in ascending id order; ids that do not exist are left out. One query
+    /// however many ids: the data plane loads 100k certificates at start.
+    fn serving_certificates(&mut self, ids: &[CertId]) -> StoreResult<Vec<ServingCertificate>>;
 }

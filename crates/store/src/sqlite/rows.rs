@@ -1,5 +1,6 @@
 //! Mapping between SQLite rows and domain values.
 
+use crate::tx::ServingCertificate;
 use certbind_core::ids::*;
 use certbind_core::model::*;
 use rusqlite::types::Type;
@@ -140,5 +141,19 @@ pub(crate) fn target(row: &Row) -> rusqlite::Result<JobTarget> {
         new_cert_id: row.get::<_, Option<i64>>(8)?.map(CertId),
         status: parse_enum(row, 9, TargetStatus::parse, "target status")?,
         error: row.get(10)?,
+    })
+}
+
+pub(crate) const SERVING_CERT_COLS: &str = "id, common_name, sans, not_before, not_after, chain_pem, key_sealed";
+pub(crate) fn serving_certificate(row: &Row) -> rusqlite::Result<ServingCertificate> {
+    let sans = row.get_ref(2)?.as_str().map_err(|_| corrupt(2, "sans"))?;
+    Ok(ServingCertificate {
+        id: CertId(row.get(0)?),
+        common_name: row.get(1)?,
+        sans: serde_json::from_str(sans).map_err(|_| corrupt(2, "sans"))?,
+        not_before: row.get(3)?,
+        not_after: row.get(4)?,
+        chain_pem: row.get(5)?,
+        key_sealed: row.get(6)?,
     })
 }

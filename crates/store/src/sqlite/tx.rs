@@ -9,6 +9,7 @@ use certbind_core::now_unix;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::MutexGuard;
 
 pub(crate) struct SqliteTx<'a> {
@@ -1219,6 +1220,31 @@ impl Tx for SqliteTx<'_> {
         let out = stmt.query_map(params_from_iter(&values), audit_entry)?.collect::<Result<_, _>>()?;
         Ok((out, total))
     }
+
+    fn serving_certificates(&mut self, ids: &[CertId]) -> StoreResult<Vec<ServingCertificate>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The ids as one JSON array parameter: one statement, one pass over the primary
+        // key in id order, and no bound-parameter limit however many ids.
+        let mut list = String::with_capacity(ids.len() * 8 + 2);
+        list.push('[');
+        for (i, id) in ids.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "," };
+            // Writing to a String cannot fail.
+            let _ = write!(list, "{separator}{}", id.0);
+        }
+        list.push(']');
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SERVING_CERT_COLS} FROM certificates WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([list], rows::serving_certificate)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
 }
 
 /// Bindings (joined with their listener `l` and load balancer `lb`) that hold `cert`, not
@@ -1291,4 +1317,59 @@ fn backend(row: &rusqlite::Row) -> rusqlite::Result<Backend> {
         address: row.get(2)?,
         weight: row.get(3)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NewCertificate, SqliteStore, Store};
+    use certbind_core::ids::CertId;
+    use certbind_core::model::KeyAlgorithm;
+
+    #[test]
+    fn serving_certificates_reads_many_ids_at_once_in_id_order() {
+        let dir = std::env::temp_dir().join(format!("certbind-store-serving-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open_dir(&dir).unwrap();
+        let mut tx = store.write().unwrap();
+        let account = tx.insert_account("a").unwrap();
+        let project = tx.insert_project(account.id, "default", true).unwrap();
+        let ids: Vec<CertId> = (0..3)
+            .map(|i| {
+                let cert = NewCertificate {
+                    account_id: account.id,
+                    project_id: project.id,
+                    name: format!("c{i}"),
+                    common_name: Some(format!("c{i}.example.com")),
+                    sans: vec![format!("c{i}.example.com"), format!("*.c{i}.example.com")],
+                    subject: String::new(),
+                    issuer: String::new(),
+                    serial: i.to_string(),
+                    not_before: i,
+                    not_after: i + 10,
+                    fingerprint_sha256: format!("fp{i}"),
+                    key_algorithm: KeyAlgorithm::Rsa,
+                    key_bits: 2048,
+                    chain_pem: format!("chain{i}"),
+                    allow_download: false,
+                    attributes: serde_json::json!({}),
+                };
+                tx.insert_certificate(&cert, &mut |id| Ok(format!("sealed{}", id.0).into_bytes())).unwrap().id
+            })
+            .collect();
+
+        // Unknown ids are left out; the rest come back in id order, keys still sealed.
+        let got = tx.serving_certificates(&[ids[2], CertId(ids[2].0 + 100), ids[0]]).unwrap();
+        assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[0], ids[2]]);
+        let c2 = &got[1];
+        assert_eq!(c2.common_name.as_deref(), Some("c2.example.com"));
+        assert_eq!(c2.sans, vec!["c2.example.com".to_string(), "*.c2.example.com".to_string()]);
+        assert_eq!((c2.not_before, c2.not_after), (2, 12));
+        assert_eq!(c2.chain_pem, "chain2");
+        assert_eq!(c2.key_sealed, format!("sealed{}", ids[2].0).into_bytes());
+        assert!(tx.serving_certificates(&[]).unwrap().is_empty());
+        drop(tx);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
