@@ -215,4 +215,8 @@ fn cloud_vocabulary_policies_govern_sdk_calls() {
     assert_eq!(entry["dialect"], "aliyun");
     assert_eq!(entry["action"], "alb:AssociateAdditionalCertificatesWithListener");
     assert_eq!(entry["error_code"], "Forbidden.LoadBalancer");
+    assert!(
+        entry["resources"].as_array().unwrap().iter().any(|r| r == &json!(format!("ListenerId={}", w.l2))),
+        "the entry names the refused listener: {entry}"
+    );
 }

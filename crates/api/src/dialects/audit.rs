@@ -53,6 +53,45 @@ fn describe(dialect: Dialect, request: &DialectRequest) -> (String, Option<Strin
     }
 }
 
+/// The objects a request names, as `Parameter=value` for each id-like parameter
+/// (`ListenerId`, `Certificates.1.CertificateId`, `SSLIds.0`, ...). Credentials, keys and
+/// tokens are never taken, whatever their name.
+fn named_objects(request: &DialectRequest) -> Vec<String> {
+    const MAX: usize = 32;
+    let is_id = |key: &str| {
+        let last = key.rsplit('.').find(|part| part.parse::<u32>().is_err()).unwrap_or(key);
+        (last.ends_with("Id") || last.ends_with("Ids"))
+            && !["AccessKeyId", "SecretId", "RegionId", "ProjectId", "RequestId"].contains(&last)
+            && !["Key", "Secret", "Signature", "Token", "Private"].iter().any(|word| key.contains(word))
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |key: &str, value: &str| {
+        if out.len() < MAX && is_id(key) && !value.is_empty() && value.len() <= 128 {
+            out.push(format!("{key}={value}"));
+        }
+    };
+    for (key, value) in request.query_pairs().iter().chain(request.form_pairs().iter()) {
+        push(key, value);
+    }
+    if let Ok(serde_json::Value::Object(body)) = serde_json::from_slice::<serde_json::Value>(&request.body) {
+        for (key, value) in &body {
+            match value {
+                serde_json::Value::String(text) => push(key, text),
+                serde_json::Value::Number(n) => push(key, &n.to_string()),
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(text) = item.as_str() {
+                            push(&format!("{key}.{i}"), text);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The error code in a dialect's answer, if it is an error.
 fn error_code(dialect: Dialect, status: u16, body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -104,7 +143,7 @@ pub async fn record(state: &ApiState, dialect: Dialect, request: &DialectRequest
         let facts = AuditFacts {
             dialect: dialect_name,
             action,
-            resources: vec![request.uri.path().to_string()],
+            resources: named_objects(request),
             outcome,
             error_code: code,
             source: request.peer.map(|p| p.to_string()),
@@ -113,4 +152,25 @@ pub async fn record(state: &ApiState, dialect: Dialect, request: &DialectRequest
         audit_trail::record(&state.control, key_id, facts).await;
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+
+    #[test]
+    fn audit_names_the_objects_and_never_a_credential() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let request = DialectRequest {
+            method: Method::POST,
+            uri: Uri::from_static("/?ListenerId=lsn-1&AccessKeyId=CBSECRETKEY&Certificates.1.CertificateId=7-local"),
+            headers,
+            body: axum::body::Bytes::from_static(b"PublicKey=pk&PrivateKey=material&SSLIds.0=ssl-3&ClientToken=t"),
+            peer: None,
+        };
+        let named = named_objects(&request);
+        assert_eq!(named, vec!["ListenerId=lsn-1", "Certificates.1.CertificateId=7-local", "SSLIds.0=ssl-3"]);
+    }
 }

@@ -127,11 +127,11 @@ fn resolve_project(control: &Control, caller: &Caller, name: Option<&str>) -> Re
     };
     match control.create_project(caller, name) {
         Ok(project) => Ok(project),
-        // Created meanwhile by a concurrent request.
-        Err(CoreError::InvalidArgument { .. }) if find(control.list_projects(caller)?).is_some() => {
-            Ok(find(control.list_projects(caller)?).expect("just found"))
-        }
-        Err(CoreError::InvalidArgument { reason, .. }) => Err(UError::invalid("ProjectId", reason)),
+        Err(CoreError::InvalidArgument { reason, .. }) => match find(control.list_projects(caller)?) {
+            // Created meanwhile by a concurrent request.
+            Some(project) => Ok(project),
+            None => Err(UError::invalid("ProjectId", reason)),
+        },
         Err(e) => Err(e.into()),
     }
 }
