@@ -19,6 +19,9 @@ pub struct Caller {
     pub key_id: String,
     pub principal: Principal,
     pub action: Option<String>,
+    /// Refuse a binding change on a listener another job is still changing (the
+    /// Alibaba contract), checked in the same transaction that would create the job.
+    pub one_change_at_a_time: bool,
 }
 
 /// The identity behind an access key.
@@ -31,6 +34,11 @@ pub enum Principal {
 }
 
 impl Caller {
+    /// The same caller, refusing changes to listeners another job is still changing.
+    pub fn one_change_at_a_time(&self) -> Caller {
+        Caller { one_change_at_a_time: true, ..self.clone() }
+    }
+
     /// The same caller, naming the action as its entry point calls it.
     pub fn acting_as(&self, action: impl Into<String>) -> Caller {
         Caller { action: Some(action.into()), ..self.clone() }
@@ -137,7 +145,16 @@ impl Control {
                 None => return Ok(None),
             },
         };
-        Ok(Some((Caller { account_id: key.account_id, key_id: key.key_id, principal, action: None }, secret)))
+        Ok(Some((
+            Caller {
+                account_id: key.account_id,
+                key_id: key.key_id,
+                principal,
+                action: None,
+                one_change_at_a_time: false,
+            },
+            secret,
+        )))
     }
 
     pub fn account(&self, caller: &Caller) -> Result<Account> {

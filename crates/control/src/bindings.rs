@@ -472,6 +472,16 @@ impl Control {
             if let Some(targets) = listed_for_check {
                 self.authorize_targets(tx, caller, plan.kind, &targets)?;
             }
+            if caller.one_change_at_a_time {
+                if let Targets::Listed(targets) = &plan.targets {
+                    let mut seen = std::collections::HashSet::new();
+                    for listener in targets.iter().map(|t| t.listener_id).filter(|l| seen.insert(*l)) {
+                        if tx.listener_busy(listener)? {
+                            return Err(CoreError::ListenerBusy { listener: listener.to_string() });
+                        }
+                    }
+                }
+            }
             let (job_id, target_count) = match &plan.targets {
                 Targets::Listed(targets) => (tx.insert_job(&job, targets)?, targets.len() as u64),
                 Targets::BoundToOld(scope) => {

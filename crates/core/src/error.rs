@@ -71,6 +71,9 @@ pub enum CoreError {
     #[error("load balancer {load_balancer} still has {listeners} listener(s); delete them first")]
     LoadBalancerNotEmpty { load_balancer: String, listeners: u64 },
 
+    #[error("listener {listener} is still being changed by another job; try again once it is done")]
+    ListenerBusy { listener: String },
+
     #[error("client token {token:?} was already used for a different request")]
     IdempotencyConflict { token: String },
 
@@ -123,6 +126,7 @@ impl CoreError {
             CoreError::ProtocolNotAllowed { .. } => "ProtocolNotAllowed",
             CoreError::PortInUse { .. } => "PortInUse",
             CoreError::LoadBalancerNotEmpty { .. } => "LoadBalancerNotEmpty",
+            CoreError::ListenerBusy { .. } => "ListenerBusy",
             CoreError::IdempotencyConflict { .. } => "IdempotencyConflict",
             CoreError::Unauthenticated(_) => "Unauthenticated",
             CoreError::Forbidden(_) => "Forbidden",
@@ -147,6 +151,7 @@ impl CoreError {
             | CoreError::CertificateInUse { .. }
             | CoreError::PortInUse { .. }
             | CoreError::LoadBalancerNotEmpty { .. }
+            | CoreError::ListenerBusy { .. }
             | CoreError::IdempotencyConflict { .. } => ErrorKind::Conflict,
             CoreError::TooManyCertificates { .. } | CoreError::AdditionalCertificateQuotaExceeded { .. } => {
                 ErrorKind::QuotaExceeded

@@ -345,6 +345,9 @@ pub trait Tx {
     /// certificates failed to load): theirs settle only up to that revision (`None`: not
     /// at all). Idempotent.
     fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled>;
+    /// Whether another change to the listener is under way: a binding not yet settled, or
+    /// an unfinished job target on it.
+    fn listener_busy(&mut self, listener: ListenerId) -> StoreResult<bool>;
     /// Jobs still referencing a certificate as old or new and not finished.
     fn unfinished_jobs_for_certificate(&mut self, cert: CertId) -> StoreResult<Vec<JobId>>;
 

@@ -953,6 +953,17 @@ impl Tx for SqliteTx<'_> {
         Ok(settled)
     }
 
+    fn listener_busy(&mut self, listener: ListenerId) -> StoreResult<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            // Through the few unfinished jobs (their partial index), not all targets ever.
+            "SELECT EXISTS (SELECT 1 FROM bindings WHERE listener_id = ?1 AND status <> 'Associated')
+                 OR EXISTS (SELECT 1 FROM jobs j JOIN job_targets t ON t.job_id = j.id
+                            WHERE j.state IN ('pending', 'running') AND t.listener_id = ?1
+                              AND t.status IN ('pending', 'running'))",
+        )?;
+        Ok(stmt.query_row([listener.0], |r| r.get(0))?)
+    }
+
     fn unfinished_jobs_for_certificate(&mut self, cert: CertId) -> StoreResult<Vec<JobId>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id FROM jobs WHERE state IN ('pending', 'running') AND (old_cert_id = ?1 OR new_cert_id = ?1) ORDER BY id",

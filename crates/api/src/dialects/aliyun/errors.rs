@@ -183,6 +183,11 @@ pub fn from_core(product: Product, e: CoreError) -> AliError {
                 dialect_id(product, &load_balancer)
             ),
         ),
+        CoreError::ListenerBusy { listener } => AliError::new(
+            400,
+            "ResourceInConfiguring.Listener",
+            format!("The specified resource {listener} is configuring, please try again later."),
+        ),
         CoreError::IdempotencyConflict { .. } => AliError::new(
             400,
             "IdempotenceParamNotMatch",

@@ -434,7 +434,9 @@ async fn token_used(ctx: &Ctx, token: Option<&str>) -> AliResult<bool> {
 
 /// Refuses a binding change on a listener that is not serving (`IncorrectStatus.Listener`)
 /// or that another job is still changing (`ResourceInConfiguring.Listener`): a binding
-/// not yet Associated, or an unfinished job with a target on the listener.
+/// not yet Associated, or an unfinished job with a target on the listener. (The control
+/// plane checks the latter again in the transaction that creates the job, so two writes
+/// arriving together cannot both pass.)
 async fn check_writable(ctx: &Ctx, detail: &ListenerDetail) -> AliResult<()> {
     let shown = ids::listener(detail.listener.id);
     if matches!(runtime_state(ctx, detail.listener.id).as_deref(), Some("bind_failed") | Some("stopped")) {
@@ -509,8 +511,11 @@ async fn update_listener(ctx: &Ctx) -> AliResult<Value> {
             check_writable(ctx, &detail).await?;
         }
         let request = SetDefaultRequest { listener_id, certificate_id: cert };
-        let submission =
-            ctx.run(move |c, caller| c.set_default_certificate(caller, &request, dry_run, token.as_deref())).await?;
+        let submission = ctx
+            .run(move |c, caller| {
+                c.set_default_certificate(&caller.one_change_at_a_time(), &request, dry_run, token.as_deref())
+            })
+            .await?;
         job = submission.job_id.map(ids::job).unwrap_or_default();
     }
     if dry_run {
@@ -574,10 +579,16 @@ async fn change_additional(ctx: &Ctx, associate: bool) -> AliResult<Value> {
             ));
         }
         let request = AssociateRequest { listener_id, certificate_ids: certs };
-        ctx.run(move |c, caller| c.associate_certificates(caller, &request, dry_run, token.as_deref())).await?
+        ctx.run(move |c, caller| {
+            c.associate_certificates(&caller.one_change_at_a_time(), &request, dry_run, token.as_deref())
+        })
+        .await?
     } else {
         let request = DissociateRequest { listener_id, certificate_ids: certs };
-        ctx.run(move |c, caller| c.dissociate_certificates(caller, &request, dry_run, token.as_deref())).await?
+        ctx.run(move |c, caller| {
+            c.dissociate_certificates(&caller.one_change_at_a_time(), &request, dry_run, token.as_deref())
+        })
+        .await?
     };
     if dry_run {
         return Err(AliError::dry_run());

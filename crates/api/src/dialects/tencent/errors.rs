@@ -60,7 +60,7 @@ pub fn from_core(e: CoreError) -> TcError {
         CoreError::OldCertificateNotBound { .. } => "FailedOperation.CertificateDeployInstanceEmpty",
         CoreError::PortInUse { .. } => "InvalidParameter.PortCheckFailed",
         CoreError::ProtocolNotAllowed { .. } => "InvalidParameter.ProtocolCheckFailed",
-        CoreError::LoadBalancerNotEmpty { .. } => "ResourceInUse",
+        CoreError::LoadBalancerNotEmpty { .. } | CoreError::ListenerBusy { .. } => "ResourceInUse",
         CoreError::ListenerNotTls { .. }
         | CoreError::DefaultCertificateNotDissociable { .. }
         | CoreError::CertificateNotBound { .. }

@@ -98,6 +98,7 @@ impl From<CoreError> for UError {
             }
             CoreError::DuplicateCertificate { .. }
             | CoreError::LoadBalancerNotEmpty { .. }
+            | CoreError::ListenerBusy { .. }
             | CoreError::IdempotencyConflict { .. } => CONFLICT,
             CoreError::Unauthenticated(_) => UNKNOWN_PUBLIC_KEY,
             CoreError::Forbidden(_) => FORBIDDEN,
