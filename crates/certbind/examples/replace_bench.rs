@@ -7,6 +7,9 @@
 //! plane builds and publishes their configuration exactly as for any listener, without
 //! trying to hold 100,000 sockets open.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use certbind::client::Client;
 use certbind_control::{Control, ControlConfig, UploadRequest};
 use certbind_core::model::*;
@@ -17,6 +20,7 @@ use serde_json::json;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{arg, proc_status_kib};
 
 const KEY_ID: &str = "CBBENCHKEY0000000001";
 const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
@@ -24,11 +28,6 @@ const MASTER_KEY: &str = "101112131415161718191a1b1c1d1e1f000102030405060708090a
 const PORTS_PER_LB: usize = 500;
 /// How often the job is polled, as a client would.
 const POLL_MS: u64 = 100;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
-}
 
 fn seed(dir: &std::path::Path, listeners: usize) -> (String, String) {
     let store = Arc::new(SqliteStore::open_dir(dir).expect("open store"));
@@ -93,14 +92,6 @@ fn seed(dir: &std::path::Path, listeners: usize) -> (String, String) {
     (old.to_string(), new.to_string())
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn main() {
     let listeners: usize = arg("--listeners", "100000").parse().expect("--listeners N");
     let server_bin = arg("--server", "target/release/certbind");
@@ -142,7 +133,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let startup_secs = started.elapsed().as_secs_f64();
-    let rss_before = peak_rss_kib(child.id());
+    let rss_before = proc_status_kib(child.id(), "VmHWM");
 
     let client = Client::new(&base, KEY_ID, SECRET);
     let submitted = Instant::now();
@@ -157,7 +148,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(POLL_MS));
     };
     let wall_secs = submitted.elapsed().as_secs_f64();
-    let peak_kib = peak_rss_kib(child.id());
+    let peak_kib = proc_status_kib(child.id(), "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -34,11 +34,11 @@ use certbind_core::model::*;
 use certbind_core::secret::MasterKey;
 use certbind_store::{NewListener, NewLoadBalancer, SqliteStore, Store};
 use rcgen::{CertificateParams, KeyPair};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+#[path = "support/mod.rs"]
+mod support;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -47,6 +47,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{arg, full_handshake_config};
 
 const KEY_ID: &str = "CBBENCHHAPROXYKEY001";
 const SECRET: &str = "bench-haproxy-secret-0123456789-abcdefgh";
@@ -55,11 +56,6 @@ const MASTER_KEY: &str = "404142434445464748494a4b4c4d4e4f505152535455565758595a
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often certbind's job is polled for its state.
 const POLL_MS: u64 = 20;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
-}
 
 fn log(message: &str) {
     eprintln!("[replace-vs-haproxy] {message}");
@@ -124,53 +120,8 @@ fn spawn(command: &mut Command, work: &Path, name: &str) -> Guard {
     Guard(child)
 }
 
-/// Trusts what it is shown (the benchmark looks at which certificate is presented), but
-/// checks signatures, so every handshake is a complete one.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn tls_config() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-        .with_no_client_auth();
-    config.resumption = Resumption::disabled();
-    Arc::new(config)
+    full_handshake_config(rustls::DEFAULT_VERSIONS)
 }
 
 /// Where to handshake and with which SNI.

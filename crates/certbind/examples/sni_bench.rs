@@ -7,6 +7,9 @@
 //!
 //! sni_bench --certificates 100000 --server target/release/certbind --port P --api-port Q --data-dir D
 
+#[path = "support/mod.rs"]
+mod support;
+
 use certbind_control::{Control, ControlConfig, UploadRequest};
 use certbind_core::model::*;
 use certbind_core::secret::MasterKey;
@@ -16,23 +19,11 @@ use serde_json::json;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{arg, proc_status_kib};
 
 const KEY_ID: &str = "CBBENCHSNIKEY0000001";
 const SECRET: &str = "bench-sni-secret-0123456789-abcdefghijkl";
 const MASTER_KEY: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
 
 /// Seeds `count` certificates (`host<i>.bench.example.com`) bound to one HTTPS listener
 /// on `port`: the first as its default, the rest as SNI certificates. Returns the mean
@@ -135,7 +126,7 @@ fn main() {
         json!({
             "certificates": count,
             "load_seconds": load_seconds,
-            "rss_kib": rss_kib(child.id()),
+            "rss_kib": proc_status_kib(child.id(), "VmRSS"),
             "material_bytes_per_certificate": material,
             "pid": child.id(),
         })
