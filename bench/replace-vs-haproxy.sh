@@ -55,6 +55,11 @@ cargo build --release --bin certbind --example replace_haproxy_bench >/dev/null
 work="$(mktemp -d)"
 cleanup() {
     for f in "$work"/*/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+    # KEEP_LOGS=DIR keeps the servers' logs there.
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS"
+        for f in "$work"/*/*.log; do [ -f "$f" ] && cp "$f" "$KEEP_LOGS/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -446,7 +446,9 @@ fn start_certbind(server_bin: &str, work: &Path, max_additional: usize) -> (Guar
             .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
             .env("CERTBIND_ACCESS_KEY_SECRET", SECRET)
             .env("CERTBIND_MASTER_KEY", MASTER_KEY)
-            .env("RUST_LOG", "error")
+            // CERTBIND_BENCH_LOG=debug (with bench/replace-vs-haproxy.sh's KEEP_LOGS) shows
+            // where the time of each change goes.
+            .env("RUST_LOG", std::env::var("CERTBIND_BENCH_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(work.join("certbind.log")).unwrap()),
         work,

@@ -6,6 +6,7 @@ use crate::access::Resource;
 use crate::accounts::Principal;
 use crate::certificates::UploadRequest;
 use crate::idempotency::{idempotent, request_hash};
+use crate::runner::JobToApply;
 use crate::{Caller, Control, Result};
 use certbind_core::ids::*;
 use certbind_core::model::*;
@@ -450,6 +451,7 @@ impl Control {
             });
         }
         let hash = request_hash(operation, request);
+        let mut applied_at = None;
         let submission = idempotent(&mut *tx, caller, token, &hash, |tx| {
             let plan = plan(tx)?;
             let job = NewJob {
@@ -494,6 +496,18 @@ impl Control {
                     (job_id, count)
                 }
             };
+            // A small job is applied in the transaction that creates it: its change is
+            // served without waiting for the runner, and it is as crash-safe (one commit).
+            if target_count <= INLINE_APPLY_MAX.min(self.config().apply_batch) {
+                let job = JobToApply {
+                    id: job_id,
+                    account: caller.account_id,
+                    kind: plan.kind,
+                    old: plan.old,
+                    new: plan.new,
+                };
+                applied_at = self.apply_next_batch(tx, &job, target_count)?;
+            }
             Ok(JobSubmission {
                 job_id: Some(job_id),
                 dry_run: false,
@@ -505,6 +519,10 @@ impl Control {
             })
         })?;
         tx.commit()?;
+        tracing::debug!(job = ?submission.job_id, targets = submission.target_count, applied_at, "job submitted");
+        if let Some(revision) = applied_at {
+            self.published(revision);
+        }
         self.wake_runner();
         Ok(submission)
     }
@@ -591,6 +609,9 @@ fn bound_targets(bound: Vec<BoundListener>) -> Vec<NewTarget> {
         })
         .collect()
 }
+
+/// Jobs of up to this many targets are applied as they are submitted.
+const INLINE_APPLY_MAX: u64 = 1_000;
 
 fn distinct(ids: &[CertId]) -> Result<Vec<CertId>> {
     if ids.is_empty() {

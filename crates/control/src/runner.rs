@@ -39,6 +39,15 @@ impl Settler {
 /// Why a single target could not be applied (recorded on the target; the job goes on).
 type TargetError = String;
 
+/// What applying a job needs to know of it.
+pub(crate) struct JobToApply {
+    pub(crate) id: JobId,
+    pub(crate) account: AccountId,
+    pub(crate) kind: JobKind,
+    pub(crate) old: Option<CertId>,
+    pub(crate) new: Option<CertId>,
+}
+
 impl Control {
     /// Runs jobs until `shutdown` resolves. `served` is the revision the data plane serves;
     /// `lagging` the listeners that serve an older one.
@@ -82,12 +91,14 @@ impl Control {
         settler.settle(self)?;
         let jobs = self.store().read()?.unfinished_jobs()?;
         for job in jobs {
-            match (job.kind, job.old_cert_id, job.new_cert_id) {
-                (JobKind::Replace | JobKind::OneClickUpdate, Some(old), Some(new)) => {
-                    self.apply_replace_job(job.id, job.account_id, old, new, settler)?
-                }
-                _ => self.apply_job(job.id, job.account_id, settler)?,
-            }
+            let job = JobToApply {
+                id: job.id,
+                account: job.account_id,
+                kind: job.kind,
+                old: job.old_cert_id,
+                new: job.new_cert_id,
+            };
+            self.apply_job(&job, settler)?;
         }
         // Targets that changed nothing may already be covered by what is served.
         settler.settle(self)
@@ -111,42 +122,80 @@ impl Control {
         Ok(())
     }
 
-    /// A replace job, its targets applied as sets; listeners in an unusual state (holding
-    /// both certificates) go through the per-target path.
-    fn apply_replace_job(
-        &self,
-        job: JobId,
-        account: AccountId,
-        old: CertId,
-        new: CertId,
-        settler: &mut Settler,
-    ) -> Result<()> {
+    /// Applies a job batch after batch, one transaction each, settling between batches.
+    fn apply_job(&self, job: &JobToApply, settler: &mut Settler) -> Result<()> {
         loop {
             settler.settle(self)?;
-            let started = std::time::Instant::now();
             let mut tx = self.store().write()?;
-            tx.mark_job_running(job)?;
-            if tx.get_certificate(account, new)?.is_none() {
-                // Let the per-target path fail each target with its reason.
-                drop(tx);
-                return self.apply_job(job, account, settler);
-            }
-            let revision = tx.next_revision()?;
-            let batch = tx.apply_replace_batch(job, old, new, revision, self.config().apply_batch)?;
-            if batch.considered == 0 {
-                return Ok(tx.commit()?);
-            }
-            for target in &batch.needs_review {
-                self.apply_one(&mut *tx, account, target, revision)?;
-            }
+            let applied = self.apply_next_batch(&mut *tx, job, self.config().apply_batch)?;
             tx.commit()?;
-            self.published(revision);
-            tracing::debug!(
-                %job, considered = batch.considered, applied = batch.applied, failed = batch.failed,
-                one_by_one = batch.needs_review.len(), revision, elapsed = ?started.elapsed(),
-                "applied replace targets"
-            );
+            match applied {
+                Some(revision) => self.published(revision),
+                None => return Ok(()),
+            }
         }
+    }
+
+    /// Applies up to `limit` of the job's pending targets in `tx`, at a new revision which
+    /// it returns; `None` when no target was left. The caller commits, then publishes the
+    /// revision. The job runner calls this batch after batch; a small job's submission
+    /// calls it once, in the transaction that creates the job, so the change is served
+    /// without waiting for the runner.
+    pub(crate) fn apply_next_batch(&self, tx: &mut dyn Tx, job: &JobToApply, limit: u64) -> Result<Option<i64>> {
+        let started = std::time::Instant::now();
+        tx.mark_job_running(job.id)?;
+        if let (JobKind::Replace | JobKind::OneClickUpdate, Some(old), Some(new)) = (job.kind, job.old, job.new) {
+            // Without the new certificate, the per-target path fails each target with its reason.
+            if tx.get_certificate(job.account, new)?.is_some() {
+                let revision = tx.next_revision()?;
+                let batch = tx.apply_replace_batch(job.id, old, new, revision, limit)?;
+                if batch.considered == 0 {
+                    return Ok(None);
+                }
+                // Listeners in an unusual state (holding both certificates) go one by one.
+                for target in &batch.needs_review {
+                    self.apply_one(tx, job.account, target, revision)?;
+                }
+                tracing::debug!(
+                    job = %job.id, considered = batch.considered, applied = batch.applied, failed = batch.failed,
+                    one_by_one = batch.needs_review.len(), revision, elapsed = ?started.elapsed(),
+                    "applied replace targets"
+                );
+                return Ok(Some(revision));
+            }
+        }
+        let targets = tx.pending_targets(job.id, limit)?;
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        let revision = tx.next_revision()?;
+        // Whether each certificate still exists, checked once per batch, not per target.
+        let mut certs_present: HashMap<CertId, bool> = HashMap::new();
+        for target in &targets {
+            if let Some(new) = target.new_cert_id {
+                let present = match certs_present.get(&new) {
+                    Some(present) => *present,
+                    None => {
+                        let present = tx.get_certificate(job.account, new)?.is_some();
+                        certs_present.insert(new, present);
+                        present
+                    }
+                };
+                if !present {
+                    tx.set_target_outcome(
+                        job.id,
+                        target.seq,
+                        TargetStatus::Failed,
+                        None,
+                        Some(&format!("certificate {new} was deleted")),
+                    )?;
+                    continue;
+                }
+            }
+            self.apply_one(tx, job.account, target, revision)?;
+        }
+        tracing::debug!(job = %job.id, applied = targets.len(), revision, elapsed = ?started.elapsed(), "applied job targets");
+        Ok(Some(revision))
     }
 
     /// Applies one target and records its outcome.
@@ -159,49 +208,6 @@ impl Control {
             }
         }
         Ok(())
-    }
-
-    fn apply_job(&self, job: JobId, account: AccountId, settler: &mut Settler) -> Result<()> {
-        loop {
-            settler.settle(self)?;
-            let started = std::time::Instant::now();
-            let mut tx = self.store().write()?;
-            tx.mark_job_running(job)?;
-            let targets = tx.pending_targets(job, self.config().apply_batch)?;
-            if targets.is_empty() {
-                tx.commit()?;
-                return Ok(());
-            }
-            let revision = tx.next_revision()?;
-            // Whether each certificate still exists, checked once per batch, not per target.
-            let mut certs_present: HashMap<CertId, bool> = HashMap::new();
-            for target in &targets {
-                if let Some(new) = target.new_cert_id {
-                    let present = match certs_present.get(&new) {
-                        Some(present) => *present,
-                        None => {
-                            let present = tx.get_certificate(account, new)?.is_some();
-                            certs_present.insert(new, present);
-                            present
-                        }
-                    };
-                    if !present {
-                        tx.set_target_outcome(
-                            job,
-                            target.seq,
-                            TargetStatus::Failed,
-                            None,
-                            Some(&format!("certificate {new} was deleted")),
-                        )?;
-                        continue;
-                    }
-                }
-                self.apply_one(&mut *tx, account, target, revision)?;
-            }
-            tx.commit()?;
-            self.published(revision);
-            tracing::debug!(%job, applied = targets.len(), revision, elapsed = ?started.elapsed(), "applied job targets");
-        }
     }
 
     /// Applies one target's change to its listener's bindings, re-checking against the

@@ -4,12 +4,17 @@ use crate::Control;
 use certbind_core::ids::CertId;
 use certbind_core::names::served_names;
 use certbind_core::serving::chain_der_from_pem;
-use certbind_core::serving::{CertMaterial, ServingSource, ServingState};
+use certbind_core::serving::{CertMaterial, ChangePoint, ServingDelta, ServingSource, ServingState};
 
 impl ServingSource for Control {
     fn serving_state(&self) -> Result<ServingState, String> {
         let mut tx = self.store().read().map_err(|e| e.to_string())?;
         tx.serving_state().map_err(|e| e.to_string())
+    }
+
+    fn serving_changes(&self, since: ChangePoint) -> Result<Option<ServingDelta>, String> {
+        let mut tx = self.store().read().map_err(|e| e.to_string())?;
+        tx.serving_changes(since).map_err(|e| e.to_string())
     }
 
     fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {

@@ -3,7 +3,7 @@
 //! writes desired state.
 
 use crate::ids::*;
-use crate::model::{Backend, Protocol};
+use crate::model::{Backend, BindingRole, Protocol};
 use std::net::IpAddr;
 use zeroize::Zeroizing;
 
@@ -27,7 +27,43 @@ pub struct ServingListener {
 #[derive(Debug, Clone, Default)]
 pub struct ServingState {
     pub revision: i64,
+    /// The store's change history up to this state, to ask for what changed after it.
+    pub changes: ChangePoint,
     pub listeners: Vec<ServingListener>,
+}
+
+/// A point in the store's change history: a data plane that built its snapshot from the
+/// state at this point asks [`ServingSource::serving_changes`] for what came after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangePoint {
+    /// Binding changes carry the revision that made them.
+    pub revision: i64,
+    /// Listener changes (created, deleted, moved, backends) carry a sequence number of
+    /// their own.
+    pub listener_change: i64,
+}
+
+/// What changed in the serving state after a [`ChangePoint`], up to `changes`.
+#[derive(Debug, Clone, Default)]
+pub struct ServingDelta {
+    pub revision: i64,
+    pub changes: ChangePoint,
+    /// Listeners created or changed other than by their bindings, read whole.
+    pub listeners: Vec<ServingListener>,
+    /// Listeners deleted.
+    pub removed: Vec<ListenerId>,
+    /// Bindings changed on the other listeners, each as it is now.
+    pub bindings: Vec<BindingChange>,
+}
+
+/// One binding as it is now. A binding no longer served (dissociating) says so; the
+/// listener's other bindings are as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingChange {
+    pub listener_id: ListenerId,
+    pub cert_id: CertId,
+    pub role: BindingRole,
+    pub served: bool,
 }
 
 /// One certificate, ready to load into a TLS stack. Certificates never change once
@@ -56,6 +92,13 @@ impl std::fmt::Debug for CertMaterial {
 /// Where the data plane reads desired state from (the control plane implements it).
 pub trait ServingSource: Send + Sync + 'static {
     fn serving_state(&self) -> Result<ServingState, String>;
+    /// What changed after `since`, or `None` when the source cannot say (it keeps no
+    /// history, the history was pruned, or the change is so large that reading the whole
+    /// state is cheaper): the caller then reads [`ServingSource::serving_state`].
+    fn serving_changes(&self, since: ChangePoint) -> Result<Option<ServingDelta>, String> {
+        let _ = since;
+        Ok(None)
+    }
     fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String>;
 }
 

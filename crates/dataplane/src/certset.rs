@@ -1,9 +1,11 @@
 //! One listener's certificates and the SNI index over them, as ONE structure.
 //!
 //! Sozu #1074: its name trie and its certificate map were two structures updated
-//! separately; they drifted and every handshake for a name failed. Here the index holds
-//! positions into the certificate vector of the same immutable value, both built by the
-//! only constructor, so an indexed name always lands on a certificate of the set.
+//! separately; they drifted and every handshake for a name failed. Here each shard of
+//! the immutable set holds certificates and name entries pointing at those same
+//! certificates, and the only two ways to make a set (build, derive) insert and remove a
+//! certificate together with its names, so an indexed name always lands on a
+//! certificate of the set.
 
 use certbind_core::names::normalize_host;
 use certbind_core::serving::CertMaterial;
@@ -72,88 +74,190 @@ impl LoadedCert {
     }
 }
 
-/// A listener's certificate set with its SNI index.
-#[derive(Debug, Default)]
+/// A listener's certificate set with its SNI index, split into copy-on-write shards.
+///
+/// A set of 100,000 certificates must take a one-certificate change in well under a
+/// millisecond, not a rebuild of 100,000 index entries: [`CertSet::derive`] copies only
+/// the shards the change touches and shares the rest with the set it came from. Each
+/// certificate sits in the shard of its id; each name in the shard of that name, with
+/// the certificates carrying it. Certificates and names live in the same shards of the
+/// same immutable value, and only [`CertSet::new`] and [`CertSet::derive`] make them.
+#[derive(Debug)]
 pub struct CertSet {
-    certs: Vec<Arc<LoadedCert>>,
-    default: Option<usize>,
-    /// Every name, wildcards included (a wildcard name equals itself), to positions in
-    /// `certs`.
-    exact: HashMap<Box<str>, Vec<u32>>,
-    /// `*.example.com` indexed under `example.com`, to positions in `certs`.
-    wildcard: HashMap<Box<str>, Vec<u32>>,
+    default: Option<Arc<LoadedCert>>,
+    /// A power of two in length.
+    shards: Vec<Arc<Shard>>,
+    len: usize,
+}
+
+impl Default for CertSet {
+    fn default() -> Self {
+        CertSet { default: None, shards: vec![Arc::default()], len: 0 }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Shard {
+    /// The certificates whose id falls in this shard.
+    by_id: HashMap<CertId, Arc<LoadedCert>>,
+    /// Names falling in this shard, wildcards included (a wildcard name equals itself),
+    /// to the certificates carrying them.
+    exact: HashMap<Box<str>, Vec<Arc<LoadedCert>>>,
+    /// `*.example.com`, indexed under `example.com` when that falls in this shard.
+    wildcard: HashMap<Box<str>, Vec<Arc<LoadedCert>>>,
+}
+
+/// About this many certificates per shard: a change copies one or a few shards of this
+/// size, and a small set stays one shard without per-shard overhead.
+const CERTS_PER_SHARD: usize = 512;
+const MAX_SHARDS: usize = 256;
+
+fn shard_count_for(len: usize) -> usize {
+    (len / CERTS_PER_SHARD).next_power_of_two().clamp(1, MAX_SHARDS)
+}
+
+/// FNV-1a: a fixed, fast spread of ids and names over shards. The maps inside the
+/// shards keep std's keyed hashing, so a client choosing names cannot degrade lookups.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// How a candidate matched, for ranking.
 #[derive(Clone, Copy)]
-struct Candidate {
-    position: usize,
+struct Candidate<'a> {
+    cert: &'a Arc<LoadedCert>,
     exact: bool,
 }
 
 impl CertSet {
     /// Builds the set from the listener's default certificate and its additional ones.
-    /// A certificate listed twice is kept once; the default sits at position 0.
+    /// A certificate listed twice is kept once (the default, or the first listed).
     pub fn new(default: Option<Arc<LoadedCert>>, additional: impl IntoIterator<Item = Arc<LoadedCert>>) -> CertSet {
         let additional: Vec<Arc<LoadedCert>> = additional.into_iter().collect();
-        // Sized up front: growing maps of 100k names rehashes them over and over.
         let count = additional.len() + usize::from(default.is_some());
-        let names = default.iter().chain(&additional).map(|cert| cert.names.len()).sum();
-        let mut set = CertSet {
-            certs: Vec::with_capacity(count),
-            default: None,
-            exact: HashMap::with_capacity(names),
-            wildcard: HashMap::new(),
-        };
-        let mut seen: HashSet<CertId> = HashSet::with_capacity(count);
-        if let Some(cert) = default {
-            set.default = Some(0);
-            seen.insert(cert.id);
-            set.push(cert);
+        let mut builder = Builder::new(shard_count_for(count));
+        // Sized up front: growing maps of 100k names rehashes them over and over.
+        builder.reserve(count, default.iter().chain(&additional).map(|c| c.names.len()).sum());
+        let mut set = CertSet { default: default.clone(), shards: Vec::new(), len: 0 };
+        for cert in default.into_iter().chain(additional) {
+            if builder.insert(cert) {
+                set.len += 1;
+            }
         }
-        for cert in additional {
-            if seen.insert(cert.id) {
-                set.push(cert);
+        set.shards = builder.finish();
+        set
+    }
+
+    /// This set with `removed` taken out and `added` put in (an id already present is kept
+    /// as it is), and `default` as the default, which joins the set if it is not in it.
+    /// Shares every shard the change does not touch with `self`. A change that moves the
+    /// set far from the size its shards were cut for builds afresh.
+    pub fn derive(
+        &self,
+        default: Option<Arc<LoadedCert>>,
+        removed: &[CertId],
+        added: impl IntoIterator<Item = Arc<LoadedCert>>,
+    ) -> CertSet {
+        let added: Vec<Arc<LoadedCert>> = added.into_iter().collect();
+        let estimate = (self.len + added.len() + 1).saturating_sub(removed.len());
+        let wanted = shard_count_for(estimate);
+        if wanted > self.shards.len() * 4 || wanted * 4 < self.shards.len() {
+            let gone: HashSet<CertId> = removed.iter().copied().collect();
+            let kept = self.certs().filter(|c| !gone.contains(&c.id)).cloned();
+            let additional: Vec<Arc<LoadedCert>> = kept.chain(added).collect();
+            return CertSet::new(default, additional);
+        }
+        let mut set = CertSet { default: default.clone(), shards: self.shards.clone(), len: self.len };
+        for id in removed {
+            if default.as_ref().is_some_and(|d| d.id == *id) {
+                continue;
+            }
+            if set.remove(*id) {
+                set.len -= 1;
+            }
+        }
+        for cert in default.into_iter().chain(added) {
+            if set.insert(cert) {
+                set.len += 1;
             }
         }
         set
     }
 
-    fn push(&mut self, cert: Arc<LoadedCert>) {
-        let position = self.certs.len() as u32;
-        for name in &cert.names {
-            push_position(&mut self.exact, name, position);
-            if let Some(suffix) = wildcard_suffix(name) {
-                push_position(&mut self.wildcard, suffix, position);
-            }
-        }
-        self.certs.push(cert);
+    fn shard_of_id(&self, id: CertId) -> usize {
+        shard_index(self.shards.len(), &id.0.to_le_bytes())
     }
 
-    pub fn certs(&self) -> &[Arc<LoadedCert>] {
-        &self.certs
+    fn shard_of_name(&self, name: &str) -> usize {
+        shard_index(self.shards.len(), name.as_bytes())
+    }
+
+    fn insert(&mut self, cert: Arc<LoadedCert>) -> bool {
+        let count = self.shards.len();
+        let home = shard_index(count, &cert.id.0.to_le_bytes());
+        if self.shards[home].by_id.contains_key(&cert.id) {
+            return false;
+        }
+        for name in &cert.names {
+            let shard = Arc::make_mut(&mut self.shards[shard_index(count, name.as_bytes())]);
+            push_cert(&mut shard.exact, name, &cert);
+            if let Some(suffix) = wildcard_suffix(name) {
+                let shard = Arc::make_mut(&mut self.shards[shard_index(count, suffix.as_bytes())]);
+                push_cert(&mut shard.wildcard, suffix, &cert);
+            }
+        }
+        Arc::make_mut(&mut self.shards[home]).by_id.insert(cert.id, cert);
+        true
+    }
+
+    fn remove(&mut self, id: CertId) -> bool {
+        let home = self.shard_of_id(id);
+        let Some(cert) = self.shards[home].by_id.get(&id).cloned() else {
+            return false;
+        };
+        Arc::make_mut(&mut self.shards[home]).by_id.remove(&id);
+        for name in &cert.names {
+            let at = self.shard_of_name(name);
+            remove_cert(&mut Arc::make_mut(&mut self.shards[at]).exact, name, id);
+            if let Some(suffix) = wildcard_suffix(name) {
+                let at = self.shard_of_name(suffix);
+                remove_cert(&mut Arc::make_mut(&mut self.shards[at]).wildcard, suffix, id);
+            }
+        }
+        true
+    }
+
+    /// Every certificate of the set, the default included, in no particular order.
+    pub fn certs(&self) -> impl Iterator<Item = &Arc<LoadedCert>> {
+        self.shards.iter().flat_map(|shard| shard.by_id.values())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn contains(&self, id: CertId) -> bool {
+        self.shards[self.shard_of_id(id)].by_id.contains_key(&id)
     }
 
     pub fn default_cert(&self) -> Option<&Arc<LoadedCert>> {
-        self.default.and_then(|i| self.certs.get(i))
+        self.default.as_ref()
     }
 
     /// Every (indexed pattern, certificate) pair, wildcards as `*.suffix`. For the
     /// consistency property test and diagnostics.
     pub fn index_entries(&self) -> Vec<(String, &Arc<LoadedCert>)> {
         let mut out = Vec::new();
-        for (name, positions) in &self.exact {
-            for &p in positions {
-                if let Some(cert) = self.certs.get(p as usize) {
-                    out.push((name.to_string(), cert));
-                }
+        for shard in &self.shards {
+            for (name, certs) in &shard.exact {
+                out.extend(certs.iter().map(|cert| (name.to_string(), cert)));
             }
-        }
-        for (suffix, positions) in &self.wildcard {
-            for &p in positions {
-                if let Some(cert) = self.certs.get(p as usize) {
-                    out.push((format!("*.{suffix}"), cert));
-                }
+            for (suffix, certs) in &shard.wildcard {
+                out.extend(certs.iter().map(|cert| (format!("*.{suffix}"), cert)));
             }
         }
         out
@@ -161,7 +265,7 @@ impl CertSet {
 
     /// The certificate for a handshake. Among the certificates whose names match `sni`,
     /// the one valid at `now` with the latest `not_after` wins (an exact name breaks a
-    /// tie with a wildcard, then the earlier position: the default first). With no
+    /// tie with a wildcard, then the default, then the lower certificate id). With no
     /// match, or no SNI, the default. A matching but expired certificate is still
     /// preferred to the default: a name mismatch breaks clients harder than an expiry.
     pub fn select(&self, sni: Option<&str>, now: i64) -> Option<&Arc<LoadedCert>> {
@@ -179,8 +283,8 @@ impl CertSet {
         if host.is_empty() {
             return None;
         }
-        let exact = self.exact.get(host.as_ref()).into_iter().flatten();
-        let exact = exact.map(|&p| Candidate { position: p as usize, exact: true });
+        let exact = self.shards[self.shard_of_name(&host)].exact.get(host.as_ref()).into_iter().flatten();
+        let exact = exact.map(|cert| Candidate { cert, exact: true });
         // A host containing `*` is only ever matched by the identical name (core::names).
         let parent = if host.contains('*') {
             None
@@ -188,37 +292,82 @@ impl CertSet {
             host.split_once('.').filter(|(label, rest)| !label.is_empty() && !rest.is_empty()).map(|(_, rest)| rest)
         };
         let wild = parent
-            .and_then(|suffix| self.wildcard.get(suffix))
+            .and_then(|suffix| self.shards[self.shard_of_name(suffix)].wildcard.get(suffix))
             .into_iter()
             .flatten()
-            .map(|&p| Candidate { position: p as usize, exact: false });
-        let mut best: Option<(Candidate, &Arc<LoadedCert>)> = None;
-        for candidate in exact.chain(wild) {
-            let Some(cert) = self.certs.get(candidate.position) else {
-                continue;
-            };
-            let better = match &best {
-                None => true,
-                Some((current, current_cert)) => rank(candidate, cert, now) > rank(*current, current_cert, now),
-            };
-            if better {
-                best = Some((candidate, cert));
-            }
-        }
-        best.map(|(_, cert)| cert)
+            .map(|cert| Candidate { cert, exact: false });
+        let default = self.default.as_ref().map(|d| d.id);
+        exact.chain(wild).max_by_key(|c| rank(c, default, now)).map(|c| c.cert)
     }
 }
 
 /// Higher is better: valid first, then latest expiry, then exact over wildcard, then the
-/// earlier position.
-fn rank(candidate: Candidate, cert: &LoadedCert, now: i64) -> (bool, i64, bool, std::cmp::Reverse<usize>) {
-    (cert.is_valid_at(now), cert.not_after, candidate.exact, std::cmp::Reverse(candidate.position))
+/// default, then the lower id.
+fn rank(
+    candidate: &Candidate<'_>,
+    default: Option<CertId>,
+    now: i64,
+) -> (bool, i64, bool, bool, std::cmp::Reverse<i64>) {
+    let cert = candidate.cert;
+    (cert.is_valid_at(now), cert.not_after, candidate.exact, Some(cert.id) == default, std::cmp::Reverse(cert.id.0))
 }
 
-fn push_position(index: &mut HashMap<Box<str>, Vec<u32>>, key: &str, position: u32) {
-    let positions = index.entry(Box::from(key)).or_default();
-    if !positions.contains(&position) {
-        positions.push(position);
+fn shard_index(count: usize, bytes: &[u8]) -> usize {
+    (fnv(bytes) as usize) & (count - 1)
+}
+
+/// Fills shards owned outright, before they are shared.
+struct Builder {
+    shards: Vec<Shard>,
+}
+
+impl Builder {
+    fn new(count: usize) -> Builder {
+        Builder { shards: vec![Shard::default(); count] }
+    }
+
+    fn reserve(&mut self, certs: usize, names: usize) {
+        let count = self.shards.len();
+        for shard in &mut self.shards {
+            shard.by_id.reserve(certs.div_ceil(count));
+            shard.exact.reserve(names.div_ceil(count));
+        }
+    }
+
+    fn insert(&mut self, cert: Arc<LoadedCert>) -> bool {
+        let count = self.shards.len();
+        let home = shard_index(count, &cert.id.0.to_le_bytes());
+        if self.shards[home].by_id.contains_key(&cert.id) {
+            return false;
+        }
+        for name in &cert.names {
+            push_cert(&mut self.shards[shard_index(count, name.as_bytes())].exact, name, &cert);
+            if let Some(suffix) = wildcard_suffix(name) {
+                push_cert(&mut self.shards[shard_index(count, suffix.as_bytes())].wildcard, suffix, &cert);
+            }
+        }
+        self.shards[home].by_id.insert(cert.id, cert);
+        true
+    }
+
+    fn finish(self) -> Vec<Arc<Shard>> {
+        self.shards.into_iter().map(Arc::new).collect()
+    }
+}
+
+fn push_cert(index: &mut HashMap<Box<str>, Vec<Arc<LoadedCert>>>, key: &str, cert: &Arc<LoadedCert>) {
+    let certs = index.entry(Box::from(key)).or_default();
+    if !certs.iter().any(|c| c.id == cert.id) {
+        certs.push(cert.clone());
+    }
+}
+
+fn remove_cert(index: &mut HashMap<Box<str>, Vec<Arc<LoadedCert>>>, key: &str, id: CertId) {
+    if let Some(certs) = index.get_mut(key) {
+        certs.retain(|c| c.id != id);
+        if certs.is_empty() {
+            index.remove(key);
+        }
     }
 }
 

@@ -87,7 +87,10 @@ impl Drop for ActiveGuard {
 #[derive(Debug, Default)]
 pub(crate) struct MetricsRegistry {
     listeners: Mutex<HashMap<ListenerId, Arc<ListenerMetrics>>>,
+    /// Snapshots built from the whole serving state.
     pub(crate) snapshot_builds: AtomicU64,
+    /// Snapshots built from the changes since the previous one.
+    pub(crate) snapshot_builds_from_changes: AtomicU64,
     pub(crate) snapshot_build_failures: AtomicU64,
 }
 
@@ -212,8 +215,19 @@ impl MetricsRegistry {
             "Store revision of the snapshot being served (-1 before the first).",
         );
         let _ = writeln!(out, "certbind_served_revision {served_revision}");
-        header(&mut out, "certbind_snapshot_builds_total", "counter", "Snapshots built and published.");
-        let _ = writeln!(out, "certbind_snapshot_builds_total {}", self.snapshot_builds.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "certbind_snapshot_builds_total",
+            "counter",
+            "Snapshots built and published, from the whole serving state or from the changes since the previous one.",
+        );
+        let _ = writeln!(
+            out,
+            "certbind_snapshot_builds_total{{from=\"state\"}} {}",
+            self.snapshot_builds.load(Ordering::Relaxed)
+        );
+        let from_changes = self.snapshot_builds_from_changes.load(Ordering::Relaxed);
+        let _ = writeln!(out, "certbind_snapshot_builds_total{{from=\"changes\"}} {from_changes}");
         header(
             &mut out,
             "certbind_snapshot_build_failures_total",

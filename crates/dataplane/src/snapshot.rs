@@ -4,9 +4,14 @@
 //! A listener whose certificates cannot be built at this revision keeps the certificate
 //! set it served before (GUIDE rule 6: never without a certificate; rule 3: old binding
 //! or new, never half) and carries the error, so status APIs and metrics report it.
+//!
+//! Two ways to build: [`build`] from the whole serving state (at start, and when the
+//! store cannot say what changed), and [`apply_changes`] from what changed since the
+//! previous snapshot, which touches only the listeners that changed and, for a listener
+//! of 100,000 certificates, only the shards of its set that changed.
 
-use certbind_core::model::Protocol;
-use certbind_core::serving::{ServingListener, ServingSource, ServingState};
+use certbind_core::model::{BindingRole, Protocol};
+use certbind_core::serving::{BindingChange, ChangePoint, ServingDelta, ServingListener, ServingSource, ServingState};
 use certbind_core::{CertId, ListenerId};
 use rustls::crypto::CryptoProvider;
 use std::collections::{HashMap, HashSet};
@@ -23,12 +28,14 @@ use crate::error::{CertLoadError, ListenerBuildError};
 pub(crate) struct Snapshot {
     /// -1 for the empty snapshot before the first build.
     pub(crate) revision: i64,
+    /// Where in the store's change history this snapshot stands.
+    pub(crate) changes: ChangePoint,
     pub(crate) listeners: HashMap<ListenerId, Arc<ListenerView>>,
 }
 
 impl Snapshot {
     pub(crate) fn empty() -> Snapshot {
-        Snapshot { revision: -1, listeners: HashMap::new() }
+        Snapshot { revision: -1, changes: ChangePoint::default(), listeners: HashMap::new() }
     }
 }
 
@@ -40,20 +47,123 @@ pub(crate) struct SocketSpec {
     pub(crate) protocol: Protocol,
 }
 
+/// A listener's certificates by id: the default, and the additional ones sorted, each
+/// once, the default not among them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct CertIds {
+    default: Option<CertId>,
+    additional: Vec<CertId>,
+}
+
+impl CertIds {
+    fn new(default: Option<CertId>, additional: &[CertId]) -> CertIds {
+        let mut additional: Vec<CertId> = additional.iter().filter(|id| Some(**id) != default).copied().collect();
+        additional.sort_unstable();
+        additional.dedup();
+        CertIds { default, additional }
+    }
+
+    fn len(&self) -> usize {
+        self.additional.len() + usize::from(self.default.is_some())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = CertId> + '_ {
+        self.default.iter().chain(&self.additional).copied()
+    }
+
+    /// Every id, sorted.
+    fn sorted(&self) -> Vec<CertId> {
+        let mut all = self.additional.clone();
+        if let Some(default) = self.default {
+            let at = all.partition_point(|id| *id < default);
+            all.insert(at, default);
+        }
+        all
+    }
+
+    /// These ids after `changes` (the bindings of one listener, each as it is now).
+    fn changed(&self, changes: &[&BindingChange]) -> CertIds {
+        let mut next = self.clone();
+        for change in changes {
+            let id = change.cert_id;
+            if next.default == Some(id) {
+                next.default = None;
+            }
+            if let Ok(at) = next.additional.binary_search(&id) {
+                next.additional.remove(at);
+            }
+            if !change.served {
+                continue;
+            }
+            match change.role {
+                // A listener has one default; the one it replaces leaves by its own change.
+                BindingRole::Default => next.default = Some(id),
+                BindingRole::Additional => {
+                    let at = next.additional.partition_point(|other| *other < id);
+                    next.additional.insert(at, id);
+                }
+            }
+        }
+        if let Some(default) = next.default {
+            if let Ok(at) = next.additional.binary_search(&default) {
+                next.additional.remove(at);
+            }
+        }
+        next
+    }
+}
+
+/// The ids in `from` that are not in `to`, and those in `to` that are not in `from`
+/// (both sorted).
+fn difference(from: &[CertId], to: &[CertId]) -> (Vec<CertId>, Vec<CertId>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < from.len() && j < to.len() {
+        match from[i].cmp(&to[j]) {
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                removed.push(from[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                added.push(to[j]);
+                j += 1;
+            }
+        }
+    }
+    removed.extend_from_slice(&from[i..]);
+    added.extend_from_slice(&to[j..]);
+    (removed, added)
+}
+
 #[derive(Debug)]
 pub(crate) struct ListenerView {
     pub(crate) socket: SocketSpec,
     /// `Some` for TLS listeners.
     pub(crate) certs: Option<Arc<CertSet>>,
-    /// The revision whose bindings `certs` reflects; older than the snapshot's when
-    /// this revision's certificates failed to load. `None` if they never loaded.
+    /// While `cert_error` is set, the revision whose bindings `certs` reflects (`None` if
+    /// this listener's certificates never loaded). Without an error, `certs` is what the
+    /// snapshot's revision wants.
     pub(crate) certs_revision: Option<i64>,
     pub(crate) cert_error: Option<ListenerBuildError>,
-    /// The bindings `certs` was built for (default first, then additional, each once),
-    /// to reuse the set when a later revision leaves them unchanged.
-    default_cert: Option<CertId>,
-    cert_ids: Vec<CertId>,
+    /// The certificates this listener should serve at the snapshot's revision.
+    wanted: Arc<CertIds>,
+    /// The certificates `certs` holds: `wanted`, unless `cert_error` is set.
+    held: Arc<CertIds>,
     pub(crate) backends: Arc<BackendSet>,
+}
+
+impl ListenerView {
+    /// The revision whose desired state this listener serves, at a snapshot of `revision`.
+    pub(crate) fn serving_revision(&self, revision: i64) -> Option<i64> {
+        match (&self.certs, &self.cert_error) {
+            (Some(_), Some(_)) => self.certs_revision,
+            _ => Some(revision),
+        }
+    }
 }
 
 /// How many certificates [`CertCache::fetch_missing`] asks the source for at once: at
@@ -67,11 +177,13 @@ const FETCH_CHUNK_MAX: usize = 4096;
 pub(crate) struct CertCache {
     provider: Arc<CryptoProvider>,
     loaded: HashMap<CertId, Arc<LoadedCert>>,
+    /// How many certificates stayed after the last [`CertCache::retain_served`].
+    served_at_last_retain: usize,
 }
 
 impl CertCache {
     pub(crate) fn new(provider: Arc<CryptoProvider>) -> CertCache {
-        CertCache { provider, loaded: HashMap::new() }
+        CertCache { provider, loaded: HashMap::new(), served_at_last_retain: 0 }
     }
 
     /// Loads the ids not cached yet; returns why each id that is still missing failed.
@@ -132,15 +244,31 @@ impl CertCache {
 
     /// Drops certificates no listener serves any more.
     fn retain_served(&mut self, snapshot: &Snapshot) {
-        let served: HashSet<CertId> = snapshot
-            .listeners
-            .values()
-            .filter_map(|view| view.certs.as_ref())
-            .flat_map(|set| set.certs().iter().map(|c| c.id))
-            .collect();
+        let mut sets_seen: HashSet<*const CertSet> = HashSet::new();
+        let mut served: HashSet<CertId> = HashSet::with_capacity(self.loaded.len());
+        for set in snapshot.listeners.values().filter_map(|view| view.certs.as_ref()) {
+            // Listeners sharing one set: read it once.
+            if sets_seen.insert(Arc::as_ptr(set)) {
+                served.extend(set.certs().map(|c| c.id));
+            }
+        }
         self.loaded.retain(|id, _| served.contains(id));
+        self.served_at_last_retain = self.loaded.len();
+    }
+
+    /// [`CertCache::retain_served`], once the cache has grown well past what was served at
+    /// the last pass: a change to one of 100,000 certificates must not cost a pass over
+    /// all of them, and the cache stays within twice what is served.
+    fn retain_served_if_grown(&mut self, snapshot: &Snapshot) {
+        if self.loaded.len() > 2 * self.served_at_last_retain + RETAIN_SLACK {
+            self.retain_served(snapshot);
+        }
     }
 }
+
+/// How many certificates the cache may gain beyond twice what it served at the last pass
+/// before it looks for unserved ones again.
+const RETAIN_SLACK: usize = 1024;
 
 /// Fetches one chunk of ids from the source and parses the keys of those among `ids`,
 /// appending each outcome to `out`.
@@ -170,132 +298,278 @@ fn load_chunk(
 pub(crate) struct BuildOutcome {
     pub(crate) snapshot: Snapshot,
     pub(crate) failures: Vec<(ListenerId, ListenerBuildError)>,
+    /// Built from the changes since the previous snapshot, not the whole state.
+    pub(crate) from_changes: bool,
 }
 
-/// Builds the snapshot for `state`, reusing what `previous` and `cache` already hold.
+/// What one listener should be at the revision being built.
+struct Desired {
+    socket: SocketSpec,
+    backends: Arc<BackendSet>,
+    ids: CertIds,
+}
+
+impl Desired {
+    fn from_serving(listener: &ServingListener, before: Option<&Arc<ListenerView>>) -> Desired {
+        let backends = match before {
+            Some(view) if view.backends.same_backends(&listener.backends) => view.backends.clone(),
+            _ => Arc::new(BackendSet::new(&listener.backends)),
+        };
+        let socket = SocketSpec { address: listener.address, port: listener.port, protocol: listener.protocol };
+        let ids = if listener.protocol.is_tls() {
+            CertIds::new(listener.default_cert, &listener.additional_certs)
+        } else {
+            CertIds::default()
+        };
+        Desired { socket, backends, ids }
+    }
+
+    fn from_view(view: &ListenerView, ids: CertIds) -> Desired {
+        Desired { socket: view.socket, backends: view.backends.clone(), ids }
+    }
+}
+
+/// Builds the snapshot for the whole `state`, reusing what `previous` and `cache` hold.
 pub(crate) fn build(
     state: ServingState,
     previous: &Snapshot,
     cache: &mut CertCache,
     source: &dyn ServingSource,
 ) -> BuildOutcome {
-    let wanted: HashSet<CertId> =
-        state.listeners.iter().filter(|l| l.protocol.is_tls()).flat_map(listener_cert_ids).collect();
-    let load_failures = cache.fetch_missing(&wanted, source);
+    let desired: Vec<(ListenerId, Desired)> = state
+        .listeners
+        .iter()
+        .map(|l| (l.listener_id, Desired::from_serving(l, previous.listeners.get(&l.listener_id))))
+        .collect();
+    let listeners = HashMap::with_capacity(desired.len());
+    let mut outcome = build_listeners(desired, state.revision, listeners, previous, cache, source);
+    outcome.snapshot.changes = state.changes;
+    cache.retain_served(&outcome.snapshot);
+    outcome
+}
 
-    let mut snapshot = Snapshot { revision: state.revision, listeners: HashMap::with_capacity(state.listeners.len()) };
+/// Builds the snapshot that follows `previous` by `delta`: listeners the delta does not
+/// touch keep their views (and certificate sets) as they are.
+pub(crate) fn apply_changes(
+    delta: ServingDelta,
+    previous: &Snapshot,
+    cache: &mut CertCache,
+    source: &dyn ServingSource,
+) -> BuildOutcome {
+    let mut listeners = previous.listeners.clone();
+    for id in &delta.removed {
+        listeners.remove(id);
+    }
+    let mut desired: Vec<(ListenerId, Desired)> = delta
+        .listeners
+        .iter()
+        .map(|l| (l.listener_id, Desired::from_serving(l, previous.listeners.get(&l.listener_id))))
+        .collect();
+    let mut touched: HashSet<ListenerId> = desired.iter().map(|(id, _)| *id).collect();
+    let mut by_listener: HashMap<ListenerId, Vec<&BindingChange>> = HashMap::new();
+    for change in &delta.bindings {
+        by_listener.entry(change.listener_id).or_default().push(change);
+    }
+    for (id, changes) in by_listener {
+        // A binding of a listener this data plane does not have arrives with the
+        // listener's own change, whole.
+        if let Some(view) = previous.listeners.get(&id).filter(|view| view.certs.is_some()) {
+            if touched.insert(id) {
+                desired.push((id, Desired::from_view(view, view.wanted.changed(&changes))));
+            }
+        }
+    }
+    // Listeners still serving older certificates try again.
+    for (id, view) in &previous.listeners {
+        if view.cert_error.is_some() && !delta.removed.contains(id) && touched.insert(*id) {
+            desired.push((*id, Desired::from_view(view, (*view.wanted).clone())));
+        }
+    }
+    let mut outcome = build_listeners(desired, delta.revision, listeners, previous, cache, source);
+    outcome.snapshot.changes = delta.changes;
+    outcome.from_changes = true;
+    // Carried-over listeners that still fall back are reported too.
+    for (id, view) in &outcome.snapshot.listeners {
+        if let (Some(error), false) = (&view.cert_error, touched.contains(id)) {
+            outcome.failures.push((*id, error.clone()));
+        }
+    }
+    cache.retain_served_if_grown(&outcome.snapshot);
+    outcome
+}
+
+/// How a TLS listener's certificate set follows from the one it held before: what leaves
+/// and what joins. Held certificates are loaded (a set holds only loaded ones), so only
+/// those joining are looked up, fetched and checked: a change to one of 100,000
+/// certificates costs that one, not a pass over all of them.
+struct SetChange {
+    before: Arc<CertSet>,
+    removed: Vec<CertId>,
+    added: Vec<CertId>,
+}
+
+impl SetChange {
+    fn between(view: &ListenerView, ids: &CertIds) -> Option<SetChange> {
+        let before = view.certs.clone()?;
+        if *view.held == *ids {
+            return Some(SetChange { before, removed: Vec::new(), added: Vec::new() });
+        }
+        let (removed, added) = difference(&view.held.sorted(), &ids.sorted());
+        Some(SetChange { before, removed, added })
+    }
+
+    fn is_none(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty()
+    }
+}
+
+/// Loads what `desired` needs and puts each listener's view into `listeners`.
+fn build_listeners(
+    desired: Vec<(ListenerId, Desired)>,
+    revision: i64,
+    mut listeners: HashMap<ListenerId, Arc<ListenerView>>,
+    previous: &Snapshot,
+    cache: &mut CertCache,
+    source: &dyn ServingSource,
+) -> BuildOutcome {
+    let planned: Vec<(ListenerId, Desired, Option<SetChange>)> = desired
+        .into_iter()
+        .map(|(id, want)| {
+            let before = previous.listeners.get(&id).filter(|_| want.socket.protocol.is_tls());
+            let change = before.and_then(|view| SetChange::between(view, &want.ids));
+            (id, want, change)
+        })
+        .collect();
+    let mut missing: HashSet<CertId> = HashSet::new();
+    for (_, want, change) in &planned {
+        let joining: Box<dyn Iterator<Item = CertId> + '_> = match change {
+            Some(change) => Box::new(change.added.iter().copied()),
+            None if want.socket.protocol.is_tls() => Box::new(want.ids.iter()),
+            None => Box::new(std::iter::empty()),
+        };
+        missing.extend(joining.filter(|cert| !cache.loaded.contains_key(cert)));
+    }
+    let load_failures = cache.fetch_missing(&missing, source);
+
     let mut failures = Vec::new();
     let mut shared = SharedSets::default();
-    for listener in &state.listeners {
-        let before = previous.listeners.get(&listener.listener_id);
-        let view = build_listener(listener, state.revision, before, cache, &load_failures, &mut shared);
+    listeners.reserve(planned.len());
+    for (id, want, change) in planned {
+        let before = previous.listeners.get(&id);
+        let view = build_listener(want, change, revision, before, cache, &load_failures, &mut shared);
         if let Some(error) = &view.cert_error {
-            failures.push((listener.listener_id, error.clone()));
+            failures.push((id, error.clone()));
         }
-        snapshot.listeners.insert(listener.listener_id, Arc::new(view));
+        listeners.insert(id, Arc::new(view));
     }
-    cache.retain_served(&snapshot);
-    BuildOutcome { snapshot, failures }
+    let snapshot = Snapshot { revision, changes: ChangePoint::default(), listeners };
+    BuildOutcome { snapshot, failures, from_changes: false }
 }
 
-/// The default first, then the additional ones, each once.
-fn listener_cert_ids(listener: &ServingListener) -> Vec<CertId> {
-    let mut seen = HashSet::with_capacity(listener.additional_certs.len() + 1);
-    listener.default_cert.iter().chain(&listener.additional_certs).filter(|id| seen.insert(**id)).copied().collect()
-}
-
-/// Certificate sets built during one build, by (default, bindings): listeners bound to
-/// the same certificates share one set. A rotation over 100k listeners of one
-/// certificate builds one set, not 100k.
+/// Certificate sets made during one build: listeners bound to the same certificates share
+/// one set. A rotation over 100k listeners of one certificate makes one set, not 100k.
 #[derive(Default)]
 struct SharedSets {
-    sets: HashMap<(Option<CertId>, Vec<CertId>), Arc<CertSet>>,
+    /// Sets built afresh, by their certificates.
+    built: HashMap<Arc<CertIds>, Arc<CertSet>>,
+    /// Sets derived from an earlier set, by that set and the change: equal inputs, equal
+    /// sets, without hashing every id of a large one.
+    derived: HashMap<DerivationKey, Arc<CertSet>>,
 }
 
-impl SharedSets {
-    fn get_or_build(&mut self, listener: &ServingListener, ids: &[CertId], cache: &CertCache) -> Arc<CertSet> {
-        let key = (listener.default_cert, ids.to_vec());
-        self.sets.entry(key).or_insert_with(|| Arc::new(loaded_set(listener, cache))).clone()
-    }
+/// A derived set's inputs: the set it came from (by address), the new default, and the
+/// certificates removed and added.
+type DerivationKey = (usize, Option<CertId>, Vec<CertId>, Vec<CertId>);
 
-    fn remember(&mut self, listener: &ServingListener, ids: &[CertId], set: &Arc<CertSet>) {
-        self.sets.entry((listener.default_cert, ids.to_vec())).or_insert_with(|| set.clone());
+impl SharedSets {
+    /// The set for `ids`: derived from the listener's previous set when the change is
+    /// small, else built afresh; each once per build.
+    fn get_or_make(&mut self, ids: &Arc<CertIds>, change: Option<SetChange>, cache: &CertCache) -> Arc<CertSet> {
+        // Past half the set, building afresh costs about the same and packs better.
+        let small = |c: &SetChange| c.removed.len() + c.added.len() <= ids.len().max(c.before.len()) / 2;
+        match change.filter(small) {
+            Some(SetChange { before, removed, added }) => {
+                let key = (Arc::as_ptr(&before) as usize, ids.default, removed, added);
+                let made = self.derived.entry(key).or_insert_with_key(|(_, default, removed, added)| {
+                    let default = default.and_then(|id| cache.loaded.get(&id).cloned());
+                    let added = added.iter().filter_map(|id| cache.loaded.get(id).cloned());
+                    Arc::new(before.derive(default, removed, added))
+                });
+                made.clone()
+            }
+            None => self.built.entry(ids.clone()).or_insert_with(|| Arc::new(loaded_set(ids, cache))).clone(),
+        }
     }
 }
 
 fn build_listener(
-    listener: &ServingListener,
+    want: Desired,
+    change: Option<SetChange>,
     revision: i64,
     before: Option<&Arc<ListenerView>>,
     cache: &CertCache,
     load_failures: &HashMap<CertId, CertLoadError>,
     shared: &mut SharedSets,
 ) -> ListenerView {
-    let backends = match before {
-        Some(view) if view.backends.same_backends(&listener.backends) => view.backends.clone(),
-        _ => Arc::new(BackendSet::new(&listener.backends)),
-    };
-    let socket = SocketSpec { address: listener.address, port: listener.port, protocol: listener.protocol };
-    if !listener.protocol.is_tls() {
+    let Desired { socket, backends, ids } = want;
+    if !socket.protocol.is_tls() {
+        let none = Arc::new(CertIds::default());
         return ListenerView {
             socket,
             certs: None,
             certs_revision: None,
             cert_error: None,
-            default_cert: None,
-            cert_ids: Vec::new(),
+            wanted: none.clone(),
+            held: none,
             backends,
         };
     }
-
-    let ids = listener_cert_ids(listener);
-    // Unchanged bindings (the common case: a revision touches few listeners) reuse the
-    // built set instead of re-indexing what may be 100k names.
-    if let Some(view) = before {
-        let unchanged = view.cert_error.is_none() && view.default_cert == listener.default_cert && view.cert_ids == ids;
-        if let (true, Some(certs)) = (unchanged, &view.certs) {
-            shared.remember(listener, &ids, certs);
+    // Unchanged bindings (the common case in a whole-state build: a revision touches few
+    // listeners) keep their set; so does a retry that finds the same certificates.
+    if let (Some(view), Some(change)) = (before, &change) {
+        if change.is_none() && view.held.default == ids.default {
             return ListenerView {
                 socket,
-                certs: Some(certs.clone()),
+                certs: view.certs.clone(),
                 certs_revision: Some(revision),
                 cert_error: None,
-                default_cert: listener.default_cert,
-                cert_ids: ids,
+                wanted: view.held.clone(),
+                held: view.held.clone(),
                 backends,
             };
         }
     }
-    let error = ids.iter().find_map(|id| {
-        let source = match cache.loaded.get(id) {
-            Some(_) => return None,
-            None => load_failures.get(id).cloned().unwrap_or(CertLoadError::Missing),
-        };
-        Some(ListenerBuildError { revision, cert: *id, source })
+    let joining: Box<dyn Iterator<Item = CertId> + '_> = match &change {
+        Some(change) => Box::new(change.added.iter().copied()),
+        None => Box::new(ids.iter()),
+    };
+    let error = joining.filter(|id| !cache.loaded.contains_key(id)).map(|id| {
+        let source = load_failures.get(&id).cloned().unwrap_or(CertLoadError::Missing);
+        ListenerBuildError { revision, cert: id, source }
     });
-    let served_before = before.and_then(|view| view.certs.clone().map(|certs| (certs, view.certs_revision)));
-    let (certs, certs_revision) = match (&error, served_before) {
-        (None, _) => (shared.get_or_build(listener, &ids, cache), Some(revision)),
+    let error = error.min_by_key(|e| e.cert);
+    let wanted = Arc::new(ids);
+    let served_before = before.and_then(|view| Some((view.certs.clone()?, view.certs_revision, view.held.clone())));
+    let (certs, certs_revision, held) = match (&error, served_before) {
+        (None, _) => (shared.get_or_make(&wanted, change, cache), Some(revision), wanted.clone()),
         // Keep serving what this listener served before, whole.
         (Some(_), Some(kept)) => kept,
         // A new listener has nothing older to fall back to: serve what did load, so
         // at least those names work, and report the rest.
-        (Some(_), None) => (Arc::new(loaded_set(listener, cache)), None),
+        (Some(_), None) => {
+            let loaded = CertIds {
+                default: wanted.default.filter(|id| cache.loaded.contains_key(id)),
+                additional: wanted.additional.iter().filter(|id| cache.loaded.contains_key(id)).copied().collect(),
+            };
+            (Arc::new(loaded_set(&loaded, cache)), None, Arc::new(loaded))
+        }
     };
-    ListenerView {
-        socket,
-        certs: Some(certs),
-        certs_revision,
-        cert_error: error,
-        default_cert: listener.default_cert,
-        cert_ids: ids,
-        backends,
-    }
+    ListenerView { socket, certs: Some(certs), certs_revision, cert_error: error, wanted, held, backends }
 }
 
-/// The listener's certificates that are loaded, as one set.
-fn loaded_set(listener: &ServingListener, cache: &CertCache) -> CertSet {
-    let default = listener.default_cert.and_then(|id| cache.loaded.get(&id).cloned());
-    let additional = listener.additional_certs.iter().filter_map(|id| cache.loaded.get(id).cloned());
+/// The certificates of `ids` that are loaded, as one set.
+fn loaded_set(ids: &CertIds, cache: &CertCache) -> CertSet {
+    let default = ids.default.and_then(|id| cache.loaded.get(&id).cloned());
+    let additional = ids.additional.iter().filter_map(|id| cache.loaded.get(id).cloned());
     CertSet::new(default, additional)
 }

@@ -68,7 +68,7 @@ struct CertSpec {
 
 fn cert_spec() -> impl Strategy<Value = CertSpec> {
     (
-        0i64..10,
+        0i64..40,
         prop::collection::vec(prop::sample::select(NAMES), 0..4),
         prop::sample::select(vec![NOW - 100, NOW, NOW + 50]),
         prop::sample::select(vec![NOW - 50, NOW, NOW + 10, NOW + 100, NOW + 200]),
@@ -87,21 +87,47 @@ fn loaded(spec: &CertSpec) -> Arc<LoadedCert> {
 
 /// The rules read directly: among certificates with a name matching `host`, valid at
 /// `NOW` first, then the latest expiry, then an exact name over a wildcard, then the
-/// earlier position (the default first); no match, or no host, gives the default.
+/// default, then the lower id; no match, or no host, gives the default.
 fn oracle(set: &CertSet, host: Option<&str>) -> Option<CertId> {
+    let default = set.default_cert().map(|c| c.id);
     let best = host.and_then(|host| {
         let normalized = normalize_host(host);
         set.certs()
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.names.iter().any(|n| matches(n, host)))
-            .max_by_key(|(i, c)| {
+            .filter(|c| c.names.iter().any(|n| matches(n, host)))
+            .max_by_key(|c| {
                 let exact = c.names.contains(&normalized);
-                (c.is_valid_at(NOW), c.not_after, exact, std::cmp::Reverse(*i))
+                (c.is_valid_at(NOW), c.not_after, exact, Some(c.id) == default, std::cmp::Reverse(c.id))
             })
-            .map(|(_, c)| c.id)
+            .map(|c| c.id)
     });
-    best.or_else(|| set.default_cert().map(|c| c.id))
+    best.or(default)
+}
+
+/// Everything observable of a set.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    /// Members, by id, sorted.
+    ids: Vec<i64>,
+    default: Option<CertId>,
+    /// Index entries (pattern, certificate id), sorted.
+    entries: Vec<(String, i64)>,
+    /// The selection for every probe host, and for no SNI.
+    picks: Vec<Option<CertId>>,
+}
+
+fn observed(set: &CertSet) -> Observed {
+    let mut ids: Vec<i64> = set.certs().map(|c| c.id.0).collect();
+    ids.sort();
+    let mut entries: Vec<(String, i64)> = set.index_entries().into_iter().map(|(p, c)| (p, c.id.0)).collect();
+    entries.sort();
+    let picks = HOSTS.iter().map(|h| Some(*h)).chain([None]).map(|h| set.select(h, NOW).map(|c| c.id)).collect();
+    Observed { ids, default: set.default_cert().map(|c| c.id), entries, picks }
+}
+
+/// Unique ids: a stored certificate has one id, and a listener binds it once.
+fn unique(specs: Vec<CertSpec>) -> Vec<CertSpec> {
+    let mut seen = std::collections::HashSet::new();
+    specs.into_iter().filter(|s| seen.insert(s.id)).collect()
 }
 
 proptest! {
@@ -115,7 +141,7 @@ proptest! {
         let set = CertSet::new(default.as_ref().map(loaded), additional.iter().map(loaded));
 
         // The set holds each certificate once; the default is the one given.
-        let mut ids: Vec<_> = set.certs().iter().map(|c| c.id).collect();
+        let mut ids: Vec<_> = set.certs().map(|c| c.id).collect();
         let count = ids.len();
         ids.sort();
         ids.dedup();
@@ -124,7 +150,7 @@ proptest! {
 
         // Every indexed name points at a certificate of the set that carries that name.
         for (pattern, cert) in set.index_entries() {
-            prop_assert!(set.certs().iter().any(|c| Arc::ptr_eq(c, cert)), "{} -> {:?} not in set", pattern, cert.id);
+            prop_assert!(set.certs().any(|c| Arc::ptr_eq(c, cert)), "{} -> {:?} not in set", pattern, cert.id);
             prop_assert!(cert.names.contains(&pattern), "{} indexed for {:?}", pattern, cert.names);
         }
 
@@ -138,7 +164,7 @@ proptest! {
                 let chosen = set.select(Some(&probe), NOW);
                 prop_assert!(chosen.is_some(), "{} resolves to nothing", probe);
                 let chosen = chosen.unwrap();
-                prop_assert!(set.certs().iter().any(|c| Arc::ptr_eq(c, chosen)));
+                prop_assert!(set.certs().any(|c| Arc::ptr_eq(c, chosen)));
                 prop_assert!(chosen.names.iter().any(|n| matches(n, &probe)), "{} served by {:?}", probe, chosen.names);
             }
         }
@@ -148,4 +174,76 @@ proptest! {
             prop_assert_eq!(set.select(host, NOW).map(|c| c.id), oracle(&set, host), "host {:?}", host);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A set derived by a change equals the set built from scratch for the result, in
+    /// members, default, index and selection, through a chain of changes: derived sets
+    /// share shards with their ancestors, and a change must never leak into them.
+    #[test]
+    fn a_derived_set_equals_one_built_from_scratch(
+        start in prop::collection::vec(cert_spec(), 0..40),
+        changes in prop::collection::vec(
+            (prop::collection::vec(0i64..40, 0..6), prop::collection::vec(cert_spec(), 0..6), prop::option::of(0usize..8)),
+            1..6,
+        ),
+    ) {
+        let start = unique(start);
+        let mut members: Vec<Arc<LoadedCert>> = start.iter().map(loaded).collect();
+        let set = CertSet::new(None, members.clone());
+        let mut history = vec![(observed(&set), set)];
+        for (removed, added, default_pick) in changes {
+            let removed: Vec<CertId> = removed.into_iter().map(CertId).collect();
+            members.retain(|c| !removed.contains(&c.id));
+            let added: Vec<Arc<LoadedCert>> = unique(added)
+                .iter()
+                .filter(|spec| !members.iter().any(|c| c.id.0 == spec.id))
+                .map(loaded)
+                .collect();
+            members.extend(added.iter().cloned());
+            let default = default_pick.and_then(|i| members.get(i % members.len().max(1)).cloned());
+            let previous = &history.last().unwrap().1;
+            let derived = previous.derive(default.clone(), &removed, added);
+            let scratch = CertSet::new(default, members.clone());
+            prop_assert_eq!(derived.len(), scratch.len());
+            prop_assert_eq!(observed(&derived), observed(&scratch));
+            history.push((observed(&derived), derived));
+        }
+        // Deriving changed none of the sets derived from.
+        for (before, set) in &history {
+            prop_assert_eq!(before, &observed(set));
+        }
+    }
+}
+
+/// Large sets are sharded: one change to 5,000 certificates copies a few shards and shares
+/// the rest, and still equals the set built from scratch.
+#[test]
+fn a_change_to_a_large_set_equals_the_set_built_from_scratch() {
+    let specs: Vec<CertSpec> = (0..5_000)
+        .map(|i| CertSpec {
+            id: i,
+            names: vec![format!("host{i}.example.com")],
+            not_before: NOW - 1,
+            not_after: NOW + 1,
+        })
+        .collect();
+    let certs: Vec<Arc<LoadedCert>> = specs.iter().map(loaded).collect();
+    let set = CertSet::new(Some(certs[0].clone()), certs[1..].iter().cloned());
+    let replacement = loaded(&CertSpec {
+        id: 9_999,
+        names: vec!["host2500.example.com".into()],
+        not_before: NOW - 1,
+        not_after: NOW + 1,
+    });
+    let derived = set.derive(Some(certs[0].clone()), &[CertId(2_500)], [replacement.clone()]);
+    let mut members: Vec<Arc<LoadedCert>> = certs[1..].iter().filter(|c| c.id != CertId(2_500)).cloned().collect();
+    members.push(replacement);
+    let scratch = CertSet::new(Some(certs[0].clone()), members);
+    assert_eq!(observed(&derived), observed(&scratch));
+    assert_eq!(derived.select(Some("host2500.example.com"), NOW).map(|c| c.id), Some(CertId(9_999)));
+    assert_eq!(set.select(Some("host2500.example.com"), NOW).map(|c| c.id), Some(CertId(2_500)));
+    assert_eq!(derived.len(), 5_000);
 }

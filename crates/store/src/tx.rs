@@ -5,7 +5,7 @@ use certbind_core::ids::*;
 use certbind_core::model::*;
 use std::net::IpAddr;
 
-pub use certbind_core::serving::{ServingListener, ServingState};
+pub use certbind_core::serving::{BindingChange, ChangePoint, ServingDelta, ServingListener, ServingState};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -357,6 +357,9 @@ pub trait Tx {
 
     // ---- serving ----
     fn serving_state(&mut self) -> StoreResult<ServingState>;
+    /// What changed in the serving state after `since`; `None` when that history is no
+    /// longer kept or too many listeners changed: read [`Tx::serving_state`] instead.
+    fn serving_changes(&mut self, since: ChangePoint) -> StoreResult<Option<ServingDelta>>;
 
     // ---- users, policies, audit (access control) ----
     fn insert_user(&mut self, account: AccountId, name: &str) -> StoreResult<User>;

@@ -3,15 +3,17 @@
 #![allow(dead_code)]
 
 use certbind_core::ids::{AccountId, BackendId, CertId, ListenerId, LoadBalancerId};
-use certbind_core::model::{Backend, Protocol};
-use certbind_core::serving::{CertMaterial, ServingListener, ServingSource, ServingState};
+use certbind_core::model::{Backend, BindingRole, Protocol};
+use certbind_core::serving::{
+    BindingChange, CertMaterial, ChangePoint, ServingDelta, ServingListener, ServingSource, ServingState,
+};
 use certbind_dataplane::{DataPlane, DataPlaneConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedProtocolVersion};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,6 +150,8 @@ struct SourceState {
     broken: HashSet<CertId>,
     fail_state: bool,
     material_calls: usize,
+    /// The listeners at each committed revision, to answer `serving_changes`.
+    history: BTreeMap<i64, Vec<ServingListener>>,
 }
 
 /// A `ServingSource` whose state the test edits, then commits as a new revision.
@@ -162,7 +166,59 @@ impl ServingSource for TestSource {
         if state.fail_state {
             return Err("test source: state unavailable".into());
         }
-        Ok(ServingState { revision: state.revision, listeners: state.listeners.clone() })
+        let changes = ChangePoint { revision: state.revision, listener_change: state.revision };
+        Ok(ServingState { revision: state.revision, changes, listeners: state.listeners.clone() })
+    }
+
+    /// The difference between the state at `since` and now, as the store reports it: a
+    /// listener whose socket or backends changed whole, binding changes for the others.
+    /// So every data plane test also runs the data plane's incremental build.
+    fn serving_changes(&self, since: ChangePoint) -> Result<Option<ServingDelta>, String> {
+        let state = self.state.lock().map_err(|_| "poisoned".to_string())?;
+        if state.fail_state {
+            return Err("test source: state unavailable".into());
+        }
+        let Some(before) = state.history.get(&since.revision) else { return Ok(None) };
+        let changes = ChangePoint { revision: state.revision, listener_change: state.revision };
+        let mut delta = ServingDelta { revision: state.revision, changes, ..Default::default() };
+        for now in &state.listeners {
+            let Some(old) = before.iter().find(|l| l.listener_id == now.listener_id) else {
+                delta.listeners.push(now.clone());
+                continue;
+            };
+            let same_socket = (old.address, old.port, old.protocol) == (now.address, now.port, now.protocol);
+            if !same_socket || old.backends != now.backends {
+                delta.listeners.push(now.clone());
+                continue;
+            }
+            let roles = |l: &ServingListener| -> BTreeMap<CertId, BindingRole> {
+                let mut roles: BTreeMap<CertId, BindingRole> =
+                    l.additional_certs.iter().map(|id| (*id, BindingRole::Additional)).collect();
+                roles.extend(l.default_cert.map(|id| (id, BindingRole::Default)));
+                roles
+            };
+            let (old_roles, new_roles) = (roles(old), roles(now));
+            for (cert, role) in &old_roles {
+                if !new_roles.contains_key(cert) {
+                    let change =
+                        BindingChange { listener_id: now.listener_id, cert_id: *cert, role: *role, served: false };
+                    delta.bindings.push(change);
+                }
+            }
+            for (cert, role) in &new_roles {
+                if old_roles.get(cert) != Some(role) {
+                    let change =
+                        BindingChange { listener_id: now.listener_id, cert_id: *cert, role: *role, served: true };
+                    delta.bindings.push(change);
+                }
+            }
+        }
+        for old in before {
+            if !state.listeners.iter().any(|l| l.listener_id == old.listener_id) {
+                delta.removed.push(old.listener_id);
+            }
+        }
+        Ok(Some(delta))
     }
 
     fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {
@@ -254,6 +310,8 @@ impl Harness {
             };
             edit(&mut e);
             state.revision += 1;
+            let listeners = state.listeners.clone();
+            state.history.insert(state.revision, listeners);
             state.revision
         };
         self.committed.send_replace(revision);

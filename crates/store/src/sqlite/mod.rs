@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2_access.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("schema.sql"), include_str!("schema_v2_access.sql"), include_str!("schema_v3_changes.sql")];
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,

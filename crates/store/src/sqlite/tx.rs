@@ -886,6 +886,7 @@ impl Tx for SqliteTx<'_> {
 
     fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled> {
         let mut settled = Settled::default();
+        self.prune_listener_changes()?;
         // A listener's own served revision: the global one, or the older one it lags at.
         let (binding_served, target_served) = if lagging.is_empty() {
             ("?1", "?2")
@@ -1003,58 +1004,56 @@ impl Tx for SqliteTx<'_> {
     // ---- serving ----
 
     fn serving_state(&mut self) -> StoreResult<ServingState> {
-        let revision = self.revision()?;
-        let mut listeners: Vec<ServingListener> = Vec::new();
-        let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        let changes = self.change_point()?;
+        let listeners = self.serving_listeners(None)?;
+        Ok(ServingState { revision: changes.revision, changes, listeners })
+    }
+
+    fn serving_changes(&mut self, since: ChangePoint) -> StoreResult<Option<ServingDelta>> {
+        let changes = self.change_point()?;
+        let pruned: i64 =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'listener_changes_pruned'", [], |r| r.get(0))?;
+        if since.listener_change < pruned || since.revision > changes.revision {
+            return Ok(None);
+        }
+        let changed: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT DISTINCT listener_id FROM listener_changes WHERE seq > ?1 LIMIT ?2")?;
+            let ids = stmt.query_map(params![since.listener_change, MAX_LISTENER_CHANGES + 1], |r| r.get(0))?;
+            ids.collect::<Result<_, _>>()?
+        };
+        if changed.len() > MAX_LISTENER_CHANGES as usize {
+            return Ok(None);
+        }
+        let listeners =
+            if changed.is_empty() { Vec::new() } else { self.serving_listeners(Some(since.listener_change))? };
+        let whole: std::collections::HashSet<i64> = listeners.iter().map(|l| l.listener_id.0).collect();
+        let removed = changed.iter().filter(|id| !whole.contains(id)).map(|id| ListenerId(*id)).collect();
+        let mut bindings = Vec::new();
         {
-            let mut stmt = self.conn.prepare(
-                "SELECT l.id, l.account_id, l.load_balancer_id, lb.address, l.protocol, l.port \
-                 FROM listeners l JOIN load_balancers lb ON lb.id = l.load_balancer_id ORDER BY l.id",
+            // One query per partial index: SQLite uses a partial index only when the query
+            // repeats its condition.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT listener_id, cert_id, role, 1 FROM bindings WHERE status = 'Associating' AND revision > ?1
+                 UNION ALL
+                 SELECT listener_id, cert_id, role, 0 FROM bindings WHERE status = 'Dissociating' AND revision > ?1",
             )?;
-            let mut rows = stmt.query([])?;
+            let mut rows = stmt.query([since.revision])?;
             while let Some(row) = rows.next()? {
-                let address: Option<String> = row.get(3)?;
-                let id: i64 = row.get(0)?;
-                index.insert(id, listeners.len());
-                listeners.push(ServingListener {
-                    listener_id: ListenerId(id),
-                    account_id: AccountId(row.get(1)?),
-                    load_balancer_id: LoadBalancerId(row.get(2)?),
-                    address: address.and_then(|a| a.parse().ok()),
-                    protocol: parse_enum(row, 4, Protocol::parse, "protocol")?,
-                    port: row.get(5)?,
-                    default_cert: None,
-                    additional_certs: Vec::new(),
-                    backends: Vec::new(),
+                let listener_id: i64 = row.get(0)?;
+                if whole.contains(&listener_id) || changed.contains(&listener_id) {
+                    continue;
+                }
+                bindings.push(BindingChange {
+                    listener_id: ListenerId(listener_id),
+                    cert_id: CertId(row.get(1)?),
+                    role: parse_enum(row, 2, BindingRole::parse, "binding role")?,
+                    served: row.get(3)?,
                 });
             }
         }
-        {
-            let mut stmt = self.conn.prepare(
-                // Primary-key order: no sort over what may be hundreds of thousands of rows.
-                "SELECT listener_id, cert_id, role FROM bindings WHERE status <> 'Dissociating' ORDER BY listener_id, cert_id",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
-                let cert = CertId(row.get(1)?);
-                match parse_enum(row, 2, BindingRole::parse, "binding role")? {
-                    BindingRole::Default => listeners[i].default_cert = Some(cert),
-                    BindingRole::Additional => listeners[i].additional_certs.push(cert),
-                }
-            }
-        }
-        {
-            let mut stmt = self.conn.prepare("SELECT id, listener_id, address, weight FROM backends ORDER BY id")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let b = backend(row)?;
-                if let Some(&i) = index.get(&b.listener_id.0) {
-                    listeners[i].backends.push(b);
-                }
-            }
-        }
-        Ok(ServingState { revision, listeners })
+        Ok(Some(ServingDelta { revision: changes.revision, changes, listeners, removed, bindings }))
     }
 
     // ---- users, policies, audit ----
@@ -1328,6 +1327,101 @@ fn backend(row: &rusqlite::Row) -> rusqlite::Result<Backend> {
         address: row.get(2)?,
         weight: row.get(3)?,
     })
+}
+
+/// Beyond this many listeners changed other than by bindings (creating 100k listeners,
+/// say), reading the whole state is cheaper than reading each of them.
+const MAX_LISTENER_CHANGES: i64 = 2_000;
+
+/// The listener changes kept for data planes to follow; older ones are pruned as jobs
+/// settle. A data plane further behind reads the whole state.
+const LISTENER_CHANGES_KEPT: i64 = 10_000;
+
+impl SqliteTx<'_> {
+    fn change_point(&mut self) -> StoreResult<ChangePoint> {
+        let revision = self.revision()?;
+        let listener_change: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM listener_changes")?
+            .query_row([], |r| r.get(0))?;
+        Ok(ChangePoint { revision, listener_change })
+    }
+
+    /// Forgets listener changes beyond the newest [`LISTENER_CHANGES_KEPT`].
+    fn prune_listener_changes(&mut self) -> StoreResult<()> {
+        let latest = self.change_point()?.listener_change;
+        let keep_after = latest - LISTENER_CHANGES_KEPT;
+        let pruned = self.conn.prepare_cached("DELETE FROM listener_changes WHERE seq <= ?1")?.execute([keep_after])?;
+        if pruned > 0 {
+            self.conn
+                .prepare_cached("UPDATE meta SET value = MAX(value, ?1) WHERE key = 'listener_changes_pruned'")?
+                .execute([keep_after])?;
+        }
+        Ok(())
+    }
+
+    /// The serving listeners: all, or those changed after listener change `since`.
+    fn serving_listeners(&mut self, since: Option<i64>) -> StoreResult<Vec<ServingListener>> {
+        // The same three reads either way; the changed ones are few and found by seq.
+        let (only, value) = match since {
+            Some(seq) => ("IN (SELECT listener_id FROM listener_changes WHERE seq > ?1)", seq),
+            None => ("> ?1", i64::MIN),
+        };
+        let mut listeners: Vec<ServingListener> = Vec::new();
+        let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT l.id, l.account_id, l.load_balancer_id, lb.address, l.protocol, l.port \
+                 FROM listeners l JOIN load_balancers lb ON lb.id = l.load_balancer_id WHERE l.id {only} ORDER BY l.id",
+            ))?;
+            let mut rows = stmt.query([value])?;
+            while let Some(row) = rows.next()? {
+                let address: Option<String> = row.get(3)?;
+                let id: i64 = row.get(0)?;
+                index.insert(id, listeners.len());
+                listeners.push(ServingListener {
+                    listener_id: ListenerId(id),
+                    account_id: AccountId(row.get(1)?),
+                    load_balancer_id: LoadBalancerId(row.get(2)?),
+                    address: address.and_then(|a| a.parse().ok()),
+                    protocol: parse_enum(row, 4, Protocol::parse, "protocol")?,
+                    port: row.get(5)?,
+                    default_cert: None,
+                    additional_certs: Vec::new(),
+                    backends: Vec::new(),
+                });
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                // Primary-key order: no sort over what may be hundreds of thousands of rows.
+                "SELECT listener_id, cert_id, role FROM bindings \
+                 WHERE status <> 'Dissociating' AND listener_id {only} ORDER BY listener_id, cert_id",
+            ))?;
+            let mut rows = stmt.query([value])?;
+            while let Some(row) = rows.next()? {
+                let Some(&i) = index.get(&row.get::<_, i64>(0)?) else { continue };
+                let cert = CertId(row.get(1)?);
+                match parse_enum(row, 2, BindingRole::parse, "binding role")? {
+                    BindingRole::Default => listeners[i].default_cert = Some(cert),
+                    BindingRole::Additional => listeners[i].additional_certs.push(cert),
+                }
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT id, listener_id, address, weight FROM backends WHERE listener_id {only} ORDER BY id"
+            ))?;
+            let mut rows = stmt.query([value])?;
+            while let Some(row) = rows.next()? {
+                let b = backend(row)?;
+                if let Some(&i) = index.get(&b.listener_id.0) {
+                    listeners[i].backends.push(b);
+                }
+            }
+        }
+        Ok(listeners)
+    }
 }
 
 #[cfg(test)]
