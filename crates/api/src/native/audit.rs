@@ -24,8 +24,10 @@ pub async fn record(State(state): State<ApiState>, request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split("Credential=").nth(1))
         .map(|rest| rest.split(',').next().unwrap_or("").trim().to_string());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = response.status();
+    tracing::debug!(%method, %path, status = status.as_u16(), elapsed = ?started.elapsed(), "request handled");
     let write = method != Method::GET && method != Method::HEAD;
     let refused = status.as_u16() == 401 || status.as_u16() == 403;
     if !write && !refused {
