@@ -4,7 +4,7 @@ use crate::Control;
 use certbind_core::ids::CertId;
 use certbind_core::names::served_names;
 use certbind_core::serving::chain_der_from_pem;
-use certbind_core::serving::{CertMaterial, ChangePoint, ServingDelta, ServingSource, ServingState};
+use certbind_core::serving::{CertMaterial, ChangePoint, MaterialError, ServingDelta, ServingSource, ServingState};
 
 impl ServingSource for Control {
     fn serving_state(&self) -> Result<ServingState, String> {
@@ -17,7 +17,7 @@ impl ServingSource for Control {
         tx.serving_changes(since).map_err(|e| e.to_string())
     }
 
-    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {
+    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<Result<CertMaterial, MaterialError>>, String> {
         // Certificates and sealed keys in one query, and the read transaction closed
         // before the CPU work.
         let sealed = {
@@ -25,12 +25,13 @@ impl ServingSource for Control {
             tx.serving_certificates(ids).map_err(|e| e.to_string())?
         };
         // Opening and decoding is CPU work: spread it (100k certificates at start).
-        let out = certbind_core::parallel::map(&sealed, |cert| {
+        Ok(certbind_core::parallel::map(&sealed, |cert| {
+            let failed = |reason: String| MaterialError { id: cert.id, reason };
             let private_key_pem = self
                 .master()
                 .open_string(&cert.key_sealed, cert.id.to_string().as_bytes())
-                .map_err(|e| format!("certificate {}: {e}", cert.id))?;
-            let chain_der = chain_der_from_pem(&cert.chain_pem).map_err(|e| format!("certificate {}: {e}", cert.id))?;
+                .map_err(|e| failed(e.to_string()))?;
+            let chain_der = chain_der_from_pem(&cert.chain_pem).map_err(failed)?;
             Ok(CertMaterial {
                 id: cert.id,
                 chain_der,
@@ -39,7 +40,6 @@ impl ServingSource for Control {
                 not_before: cert.not_before,
                 not_after: cert.not_after,
             })
-        });
-        out.into_iter().collect()
+        }))
     }
 }

@@ -89,6 +89,14 @@ impl std::fmt::Debug for CertMaterial {
     }
 }
 
+/// Why the material of one certificate cannot be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate {id}: {reason}")]
+pub struct MaterialError {
+    pub id: CertId,
+    pub reason: String,
+}
+
 /// Where the data plane reads desired state from (the control plane implements it).
 pub trait ServingSource: Send + Sync + 'static {
     fn serving_state(&self) -> Result<ServingState, String>;
@@ -99,7 +107,10 @@ pub trait ServingSource: Send + Sync + 'static {
         let _ = since;
         Ok(None)
     }
-    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String>;
+    /// The material of each of `ids` that exists, each on its own: one certificate that
+    /// cannot be produced (its sealed key damaged, say) never keeps the others from loading.
+    /// `Err` when the source cannot be read at all.
+    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<Result<CertMaterial, MaterialError>>, String>;
 }
 
 /// What the data plane reports about one listener's socket.

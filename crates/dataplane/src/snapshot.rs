@@ -280,12 +280,14 @@ fn load_chunk(
     out: &mut Vec<(CertId, Result<Arc<LoadedCert>, CertLoadError>)>,
 ) {
     match source.cert_material(chunk) {
-        Ok(materials) => out.extend(
-            materials
-                .iter()
-                .filter(|material| ids.contains(&material.id))
-                .map(|material| (material.id, LoadedCert::from_material(material, provider).map(Arc::new))),
-        ),
+        Ok(materials) => out.extend(materials.iter().filter_map(|material| {
+            match material {
+                Ok(material) => ids
+                    .contains(&material.id)
+                    .then(|| (material.id, LoadedCert::from_material(material, provider).map(Arc::new))),
+                Err(error) => Some((error.id, Err(CertLoadError::Source(error.reason.clone())))),
+            }
+        })),
         Err(reason) => {
             let error = CertLoadError::Source(reason);
             out.extend(chunk.iter().map(|id| (*id, Err(error.clone()))));

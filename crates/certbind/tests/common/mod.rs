@@ -95,12 +95,13 @@ impl Server {
                 .arg("--drain-timeout-secs")
                 .arg("1")
                 .args(&self.options.extra_args)
-                .env("RUST_LOG", "warn")
+                // CERTBIND_TEST_LOG=debug shows a server's log on the test's stderr.
+                .env("RUST_LOG", std::env::var("CERTBIND_TEST_LOG").unwrap_or_else(|_| "warn".into()))
                 .env_remove("CERTBIND_ACCESS_KEY_ID")
                 .env_remove("CERTBIND_ACCESS_KEY_SECRET")
                 .env_remove("CERTBIND_MASTER_KEY")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null());
+                .stderr(if std::env::var_os("CERTBIND_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
             if self.options.fixed_credentials {
                 command
                     .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)

@@ -5,7 +5,7 @@
 use certbind_core::ids::{AccountId, BackendId, CertId, ListenerId, LoadBalancerId};
 use certbind_core::model::{Backend, BindingRole, Protocol};
 use certbind_core::serving::{
-    BindingChange, CertMaterial, ChangePoint, ServingDelta, ServingListener, ServingSource, ServingState,
+    BindingChange, CertMaterial, ChangePoint, MaterialError, ServingDelta, ServingListener, ServingSource, ServingState,
 };
 use certbind_dataplane::{DataPlane, DataPlaneConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -221,15 +221,15 @@ impl ServingSource for TestSource {
         Ok(Some(delta))
     }
 
-    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<CertMaterial>, String> {
+    fn cert_material(&self, ids: &[CertId]) -> Result<Vec<Result<CertMaterial, MaterialError>>, String> {
         let mut state = self.state.lock().map_err(|_| "poisoned".to_string())?;
         state.material_calls += 1;
-        Ok(ids
-            .iter()
-            .filter(|id| !state.broken.contains(id))
-            .filter_map(|id| state.certs.get(id))
-            .map(TestCert::material)
-            .collect())
+        // Broken certificates fail one by one, as a damaged sealed key does in the store.
+        let material = |id: &CertId| match state.broken.contains(id) {
+            true => Some(Err(MaterialError { id: *id, reason: "test source: material unavailable".into() })),
+            false => state.certs.get(id).map(|cert| Ok(cert.material())),
+        };
+        Ok(ids.iter().filter_map(material).collect())
     }
 }
 
