@@ -27,6 +27,8 @@
 //! every listener until someone unbound it.
 
 mod backends;
+mod certcache;
+mod certids;
 pub mod certset;
 mod counted;
 mod error;
@@ -56,8 +58,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use backends::{HealthTable, QUARANTINE};
+use certcache::CertCache;
 use metrics::MetricsRegistry;
-use snapshot::{BuildOutcome, CertCache, Snapshot};
+use snapshot::{BuildOutcome, Snapshot};
 use sockets::{Sockets, STATE_SERVING};
 use upstream::HttpPool;
 
