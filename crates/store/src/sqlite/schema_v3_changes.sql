@@ -8,6 +8,10 @@
 -- else that changes what a listener serves (the listener itself, its load balancer's
 -- address, its backends, and a served binding changed outside that path) is recorded
 -- here by the triggers below, whatever code makes the change.
+--
+-- `seq` follows commit order because SQLite has one writer at a time. A store with
+-- concurrent writers (PostgreSQL) needs an order that does too, such as the revision row
+-- every serving change already locks.
 CREATE TABLE listener_changes (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     listener_id INTEGER NOT NULL
