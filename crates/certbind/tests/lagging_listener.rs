@@ -90,6 +90,11 @@ fn a_listener_whose_new_certificate_cannot_load_keeps_serving_and_its_job_waits(
     std::thread::sleep(Duration::from_millis(1500));
     let state = client.get(&format!("/v1/jobs/{job}")).unwrap();
     assert_eq!(state["state"], "running", "{state}");
+    // Its target says why it waits.
+    let targets = client.get(&format!("/v1/jobs/{job}/targets")).unwrap();
+    let target = &targets["items"][0];
+    assert_eq!(target["status"], "running", "{targets}");
+    assert!(target["error"].as_str().is_some_and(|e| e.contains(&broken_id)), "{targets}");
     let mut held = bindings(&client, &listener);
     held.sort();
     let mut expected = vec![
@@ -113,6 +118,8 @@ fn a_listener_whose_new_certificate_cannot_load_keeps_serving_and_its_job_waits(
     assert_eq!(wait_job(&client, &fix)["state"], "succeeded");
     assert_eq!(served_chain(port, "lag.example.com").unwrap()[0], healthy.der);
     assert!(client.get(&format!("/v1/listeners/{listener}")).unwrap()["runtime"]["reason"].is_null());
+    let targets = client.get(&format!("/v1/jobs/{fix}/targets")).unwrap();
+    assert!(targets["items"][0]["error"].is_null(), "{targets}");
     let text = metrics(&server);
     assert!(text.contains(&format!("certbind_listener_certificates_stale{{listener=\"{listener}\"}} 0")), "{text}");
 }

@@ -7,7 +7,7 @@ use crate::{Control, Result};
 use certbind_core::ids::*;
 use certbind_core::model::*;
 use certbind_core::CoreError;
-use certbind_store::Tx;
+use certbind_store::{LaggingListener, Tx};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// Lists the listeners the data plane serves at an older revision than the one it
 /// reports (their newest certificates failed to load), with the revision they serve.
-pub type LaggingListeners = Arc<dyn Fn() -> Vec<(ListenerId, Option<i64>)> + Send + Sync>;
+pub type LaggingListeners = Arc<dyn Fn() -> Vec<LaggingListener> + Send + Sync>;
 
 /// Settles up to the data plane's served revision whenever it has moved.
 struct Settler {
@@ -104,7 +104,7 @@ impl Control {
         settler.settle(self)
     }
 
-    fn settle(&self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> Result<()> {
+    fn settle(&self, served: i64, lagging: &[LaggingListener]) -> Result<()> {
         if served < 0 {
             return Ok(());
         }

@@ -89,6 +89,17 @@ impl std::fmt::Debug for CertMaterial {
     }
 }
 
+/// A listener the data plane serves at an older revision than its snapshot's, because its
+/// newer certificates cannot be loaded: its changes after `serving_revision` wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaggingListener {
+    pub listener_id: ListenerId,
+    /// The revision whose certificates it serves; `None`: none of its own yet.
+    pub serving_revision: Option<i64>,
+    /// Why its newer certificates are not served.
+    pub reason: String,
+}
+
 /// Why the material of one certificate cannot be produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("certificate {id}: {reason}")]

@@ -43,7 +43,7 @@ mod upstream;
 pub use error::{CertLoadError, ListenerBuildError, SnapshotError};
 
 use arc_swap::ArcSwap;
-use certbind_core::serving::{ListenerRuntime, ServingSource};
+use certbind_core::serving::{LaggingListener, ListenerRuntime, ServingSource};
 use certbind_core::ListenerId;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -285,13 +285,19 @@ impl DataPlane {
     /// Listeners serving an older revision than the published snapshot because their newer
     /// certificates could not be loaded, with the revision they do serve (`None`: none of
     /// theirs yet). Usually empty; the job runner must not confirm their changes.
-    pub fn lagging_listeners(&self) -> Vec<(ListenerId, Option<i64>)> {
+    pub fn lagging_listeners(&self) -> Vec<LaggingListener> {
         let snapshot = self.shared.snapshot.load();
         snapshot
             .listeners
             .iter()
-            .filter(|(_, view)| view.serving_revision(snapshot.revision) != Some(snapshot.revision))
-            .map(|(id, view)| (*id, view.serving_revision(snapshot.revision)))
+            .filter_map(|(id, view)| {
+                let serving_revision = view.serving_revision(snapshot.revision);
+                (serving_revision != Some(snapshot.revision)).then(|| LaggingListener {
+                    listener_id: *id,
+                    serving_revision,
+                    reason: view.cert_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                })
+            })
             .collect()
     }
 

@@ -5,7 +5,9 @@ use certbind_core::ids::*;
 use certbind_core::model::*;
 use std::net::IpAddr;
 
-pub use certbind_core::serving::{BindingChange, ChangePoint, ServingDelta, ServingListener, ServingState};
+pub use certbind_core::serving::{
+    BindingChange, ChangePoint, LaggingListener, ServingDelta, ServingListener, ServingState,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -343,8 +345,8 @@ pub trait Tx {
     /// Marks bindings and targets up to `served` as done, and finishes jobs with no work
     /// left. `lagging` lists listeners the data plane serves at an older revision (their
     /// certificates failed to load): theirs settle only up to that revision (`None`: not
-    /// at all). Idempotent.
-    fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled>;
+    /// at all), and their running targets carry the reason. Idempotent.
+    fn settle(&mut self, served: i64, lagging: &[LaggingListener]) -> StoreResult<Settled>;
     /// Whether another change to the listener is under way: a binding not yet settled, or
     /// an unfinished job target on it.
     fn listener_busy(&mut self, listener: ListenerId) -> StoreResult<bool>;

@@ -884,7 +884,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn settle(&mut self, served: i64, lagging: &[(ListenerId, Option<i64>)]) -> StoreResult<Settled> {
+    fn settle(&mut self, served: i64, lagging: &[LaggingListener]) -> StoreResult<Settled> {
         let mut settled = Settled::default();
         self.prune_listener_changes()?;
         // A listener's own served revision: the global one, or the older one it lags at.
@@ -892,13 +892,16 @@ impl Tx for SqliteTx<'_> {
             ("?1", "?2")
         } else {
             self.conn.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS lagging (listener_id INTEGER PRIMARY KEY, served INTEGER NOT NULL);
+                "CREATE TEMP TABLE IF NOT EXISTS lagging
+                     (listener_id INTEGER PRIMARY KEY, served INTEGER NOT NULL, reason TEXT NOT NULL);
                  DELETE FROM temp.lagging;",
             )?;
-            let mut insert =
-                self.conn.prepare_cached("INSERT INTO temp.lagging (listener_id, served) VALUES (?1, ?2)")?;
-            for (listener, revision) in lagging {
-                insert.execute([listener.0, revision.unwrap_or(-1)])?;
+            let mut insert = self
+                .conn
+                .prepare_cached("INSERT INTO temp.lagging (listener_id, served, reason) VALUES (?1, ?2, ?3)")?;
+            for listener in lagging {
+                let served = listener.serving_revision.unwrap_or(-1);
+                insert.execute(params![listener.listener_id.0, served, listener.reason])?;
             }
             (
                 "COALESCE((SELECT served FROM temp.lagging g WHERE g.listener_id = bindings.listener_id), ?1)",
@@ -922,11 +925,22 @@ impl Tx for SqliteTx<'_> {
         for job in open {
             settled.targets += self.conn.execute(
                 &format!(
-                    "UPDATE job_targets SET status = 'succeeded' \
+                    "UPDATE job_targets SET status = 'succeeded', error = NULL \
                      WHERE job_id = ?1 AND status = 'running' AND revision <= ?2 AND revision <= {target_served}"
                 ),
                 [job, served],
             )? as u64;
+            if !lagging.is_empty() {
+                // Still running, and saying why: the listener cannot load what it should serve.
+                self.conn
+                    .prepare_cached(
+                        "UPDATE job_targets SET error = g.reason FROM temp.lagging g \
+                         WHERE job_targets.job_id = ?1 AND job_targets.status = 'running' \
+                           AND job_targets.listener_id = g.listener_id AND job_targets.revision > g.served \
+                           AND job_targets.error IS NOT g.reason",
+                    )?
+                    .execute([job])?;
+            }
             // The partial indexes on open targets answer this without scanning the job.
             let unfinished: bool = self.conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM job_targets INDEXED BY job_targets_pending WHERE job_id = ?1 AND status = 'pending')
