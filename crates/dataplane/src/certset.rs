@@ -244,6 +244,10 @@ impl CertSet {
         self.shards[self.shard_of_id(id)].by_id.contains_key(&id)
     }
 
+    pub fn get(&self, id: CertId) -> Option<&Arc<LoadedCert>> {
+        self.shards[self.shard_of_id(id)].by_id.get(&id)
+    }
+
     pub fn default_cert(&self) -> Option<&Arc<LoadedCert>> {
         self.default.as_ref()
     }

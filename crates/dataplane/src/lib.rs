@@ -144,12 +144,14 @@ impl DataPlane {
         let mut retry_delay = RETRY_MIN;
         let mut retry_at: Option<Instant> = None;
         let mut rebuild = true;
+        // After a build task failed (its cache lost with it), the next build reads everything.
+        let mut whole_state_next = false;
         committed.borrow_and_update();
         loop {
             if rebuild {
                 rebuild = false;
                 let build_started = Instant::now();
-                let build = self.build(cache);
+                let build = self.build(cache, std::mem::take(&mut whole_state_next));
                 tokio::pin!(build);
                 let (returned, result) = tokio::select! {
                     built = &mut build => built,
@@ -160,6 +162,7 @@ impl DataPlane {
                 let complete = match result {
                     Ok(outcome) => self.publish(outcome, &mut sockets).await,
                     Err(error) => {
+                        whole_state_next = matches!(error, SnapshotError::Task(_));
                         tracing::error!(%error, "snapshot build failed; the previous snapshot keeps serving");
                         self.shared.metrics.snapshot_build_failures.fetch_add(1, Ordering::Relaxed);
                         false
@@ -194,8 +197,9 @@ impl DataPlane {
     }
 
     /// Builds off the async runtime: reading the state and parsing keys is blocking work
-    /// (100k certificates take a while).
-    async fn build(&self, cache: CertCache) -> (CertCache, Result<BuildOutcome, SnapshotError>) {
+    /// (100k certificates take a while). From the changes since the published snapshot,
+    /// unless `whole_state` or the source cannot say what changed.
+    async fn build(&self, cache: CertCache, whole_state: bool) -> (CertCache, Result<BuildOutcome, SnapshotError>) {
         let source = self.source.clone();
         let previous = self.shared.snapshot.load_full();
         let provider = self.shared.provider.clone();
@@ -204,6 +208,7 @@ impl DataPlane {
             // What changed since the previous snapshot, when the source can say; else all.
             let started = std::time::Instant::now();
             let changes = match previous.revision {
+                _ if whole_state => Ok(None),
                 -1 => Ok(None),
                 _ => source.serving_changes(previous.changes),
             };

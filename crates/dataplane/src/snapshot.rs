@@ -272,7 +272,9 @@ impl SharedSets {
             Some(SetChange { before, removed, added }) => {
                 let key = (Arc::as_ptr(&before) as usize, ids.default, removed, added);
                 let made = self.derived.entry(key).or_insert_with_key(|(_, default, removed, added)| {
-                    let default = default.and_then(|id| cache.loaded.get(&id).cloned());
+                    // A default the set already holds is taken from it: what a set holds is
+                    // loaded, whether or not the cache still has it.
+                    let default = default.and_then(|id| before.get(id).or_else(|| cache.loaded.get(&id)).cloned());
                     let added = added.iter().filter_map(|id| cache.loaded.get(id).cloned());
                     Arc::new(before.derive(default, removed, added))
                 });
