@@ -168,6 +168,10 @@ struct ServeArgs {
     /// Job targets applied per store transaction (larger is faster, smaller commits progress more often).
     #[arg(long, default_value_t = 20000)]
     apply_batch: u64,
+    /// Seconds a listener may fail to load what it should serve before its pending changes
+    /// are rolled back to what it serves and their targets fail.
+    #[arg(long, default_value_t = 60)]
+    lagging_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -466,6 +470,7 @@ fn run_server(args: ServeArgs) -> ExitCode {
         max_additional_per_lb: args.max_additional_certs_per_lb,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         apply_batch: args.apply_batch.max(1),
+        lagging_timeout: Duration::from_secs(args.lagging_timeout_secs.max(1)),
     };
     match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,

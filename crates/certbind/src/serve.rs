@@ -25,6 +25,7 @@ pub struct ServeOptions {
     pub max_additional_per_lb: u32,
     pub drain_timeout: Duration,
     pub apply_batch: u64,
+    pub lagging_timeout: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -100,6 +101,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         default_region: options.default_region.clone(),
         max_additional_per_lb: options.max_additional_per_lb,
         apply_batch: options.apply_batch,
+        lagging_timeout: options.lagging_timeout,
         ..ControlConfig::default()
     };
     let control = Control::new(Arc::new(store), master, config)?;

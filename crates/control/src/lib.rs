@@ -41,6 +41,9 @@ pub struct ControlConfig {
     pub max_certs_per_request: usize,
     /// Targets applied per store transaction by the job runner.
     pub apply_batch: u64,
+    /// How long a listener may keep failing to load what it should serve before its
+    /// pending changes are rolled back to what it does serve, their targets failed.
+    pub lagging_timeout: std::time::Duration,
 }
 
 impl Default for ControlConfig {
@@ -50,6 +53,7 @@ impl Default for ControlConfig {
             max_additional_per_lb: 25,
             max_certs_per_request: 15,
             apply_batch: 20000,
+            lagging_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

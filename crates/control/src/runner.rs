@@ -11,18 +11,21 @@ use certbind_store::{LaggingListener, Tx};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Lists the listeners the data plane serves at an older revision than the one it
 /// reports (their newest certificates failed to load), with the revision they serve.
 pub type LaggingListeners = Arc<dyn Fn() -> Vec<LaggingListener> + Send + Sync>;
 
-/// Settles up to the data plane's served revision whenever it has moved.
+/// Settles up to the data plane's served revision whenever it has moved, and rolls back
+/// the changes of listeners that have lagged for too long.
 struct Settler {
     served: watch::Receiver<i64>,
     lagging: LaggingListeners,
     settled: i64,
+    /// Since when each lagging listener has been seen lagging.
+    lagging_since: HashMap<ListenerId, Instant>,
 }
 
 impl Settler {
@@ -34,7 +37,35 @@ impl Settler {
         }
         Ok(())
     }
+
+    /// A listener that cannot load what it should serve (a certificate whose material is
+    /// damaged, say) keeps serving what it had, and its jobs wait. Past the timeout its
+    /// pending changes are rolled back to what it serves and their targets fail, as a
+    /// cloud fails a task that cannot be configured: the listener is usable again instead
+    /// of configuring forever.
+    fn roll_back_stuck(&mut self, control: &Control) -> Result<()> {
+        let lagging = (self.lagging)();
+        let now = Instant::now();
+        self.lagging_since.retain(|id, _| lagging.iter().any(|l| l.listener_id == *id));
+        for listener in lagging {
+            // A listener that never served a default of its own has nothing to go back to
+            // (rule 1: a TLS listener always has its default); its changes keep waiting.
+            if listener.serving_revision.is_none() || listener.held_default.is_none() {
+                continue;
+            }
+            let since = *self.lagging_since.entry(listener.listener_id).or_insert(now);
+            if now.duration_since(since) >= control.config().lagging_timeout {
+                control.roll_back(&listener)?;
+                // Give the data plane a full timeout to take the rolled-back state.
+                self.lagging_since.insert(listener.listener_id, now);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// How often the runner looks at lagging listeners while there are any.
+const LAGGING_CHECK: Duration = Duration::from_secs(1);
 
 /// Why a single target could not be applied (recorded on the target; the job goes on).
 type TargetError = String;
@@ -58,23 +89,44 @@ impl Control {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let settler_served = served.clone();
+        let new_settler = move || Settler {
+            served: settler_served.clone(),
+            lagging: lagging.clone(),
+            settled: -1,
+            lagging_since: HashMap::new(),
+        };
+        let mut settler = new_settler();
         loop {
             served.borrow_and_update();
             let control = self.clone();
-            let mut settler = Settler { served: served.clone(), lagging: lagging.clone(), settled: -1 };
-            let pass = tokio::task::spawn_blocking(move || control.runner_pass(&mut settler)).await;
+            // Each pass settles at least once, whatever the previous pass settled.
+            settler.settled = -1;
+            let pass = tokio::task::spawn_blocking(move || {
+                let result = control.runner_pass(&mut settler);
+                (settler, result)
+            })
+            .await;
             let retry_soon = match pass {
-                Ok(Ok(())) => false,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "job runner pass failed; retrying");
-                    true
+                Ok((returned, result)) => {
+                    settler = returned;
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "job runner pass failed; retrying");
+                    }
+                    result.is_err()
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "job runner pass panicked; retrying");
+                    settler = new_settler();
                     true
                 }
             };
-            let idle = if retry_soon { Duration::from_millis(500) } else { Duration::from_secs(5) };
+            // While a listener lags, look again soon: its changes roll back on time.
+            let idle = match (retry_soon, settler.lagging_since.is_empty()) {
+                (true, _) => Duration::from_millis(500),
+                (false, false) => LAGGING_CHECK,
+                (false, true) => Duration::from_secs(5),
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.inner.jobs_waiting.notified() => {}
@@ -101,7 +153,23 @@ impl Control {
             self.apply_job(&job, settler)?;
         }
         // Targets that changed nothing may already be covered by what is served.
-        settler.settle(self)
+        settler.settle(self)?;
+        settler.roll_back_stuck(self)
+    }
+
+    /// Puts a lagging listener's bindings back to what it serves, failing the targets of
+    /// the changes it could not take.
+    fn roll_back(&self, lagging: &LaggingListener) -> Result<()> {
+        let mut tx = self.store().write()?;
+        let revision = tx.next_revision()?;
+        let timeout = self.config().lagging_timeout;
+        let reason =
+            format!("rolled back after {} s: the listener cannot serve it: {}", timeout.as_secs(), lagging.reason);
+        let failed = tx.roll_back_listener(lagging, revision, &reason)?;
+        tx.commit()?;
+        self.published(revision);
+        tracing::warn!(listener = %lagging.listener_id, failed, reason = %lagging.reason, "rolled back changes a listener could not serve");
+        Ok(())
     }
 
     fn settle(&self, served: i64, lagging: &[LaggingListener]) -> Result<()> {

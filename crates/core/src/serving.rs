@@ -98,6 +98,9 @@ pub struct LaggingListener {
     pub serving_revision: Option<i64>,
     /// Why its newer certificates are not served.
     pub reason: String,
+    /// The certificates it does serve: the default, and the additional ones.
+    pub held_default: Option<CertId>,
+    pub held_additional: Vec<CertId>,
 }
 
 /// Why the material of one certificate cannot be produced.

@@ -297,10 +297,15 @@ impl DataPlane {
             .iter()
             .filter_map(|(id, view)| {
                 let serving_revision = view.serving_revision(snapshot.revision);
-                (serving_revision != Some(snapshot.revision)).then(|| LaggingListener {
-                    listener_id: *id,
-                    serving_revision,
-                    reason: view.cert_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                (serving_revision != Some(snapshot.revision)).then(|| {
+                    let (held_default, held_additional) = view.held_certificates();
+                    LaggingListener {
+                        listener_id: *id,
+                        serving_revision,
+                        reason: view.cert_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                        held_default,
+                        held_additional,
+                    }
                 })
             })
             .collect()

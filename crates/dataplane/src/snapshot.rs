@@ -65,6 +65,11 @@ pub(crate) struct ListenerView {
 }
 
 impl ListenerView {
+    /// The certificates its set holds: the default, and the additional ones.
+    pub(crate) fn held_certificates(&self) -> (Option<CertId>, Vec<CertId>) {
+        (self.held.default, self.held.additional.clone())
+    }
+
     /// The revision whose desired state this listener serves, at a snapshot of `revision`.
     pub(crate) fn serving_revision(&self, revision: i64) -> Option<i64> {
         match (&self.certs, &self.cert_error) {

@@ -347,6 +347,11 @@ pub trait Tx {
     /// certificates failed to load): theirs settle only up to that revision (`None`: not
     /// at all), and their running targets carry the reason. Idempotent.
     fn settle(&mut self, served: i64, lagging: &[LaggingListener]) -> StoreResult<Settled>;
+    /// Puts a lagging listener's bindings back to what it serves (`held_*`), at `revision`:
+    /// bindings changed after its serving revision become Associated if held, and go
+    /// otherwise; its running targets of those changes fail with `reason`. Returns how
+    /// many targets failed.
+    fn roll_back_listener(&mut self, lagging: &LaggingListener, revision: i64, reason: &str) -> StoreResult<u64>;
     /// Whether another change to the listener is under way: a binding not yet settled, or
     /// an unfinished job target on it.
     fn listener_busy(&mut self, listener: ListenerId) -> StoreResult<bool>;

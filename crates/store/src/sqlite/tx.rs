@@ -968,6 +968,47 @@ impl Tx for SqliteTx<'_> {
         Ok(settled)
     }
 
+    fn roll_back_listener(&mut self, lagging: &LaggingListener, revision: i64, reason: &str) -> StoreResult<u64> {
+        let listener = lagging.listener_id.0;
+        let served = lagging.serving_revision.unwrap_or(-1);
+        let changed: Vec<i64> = {
+            let mut stmt =
+                self.conn.prepare_cached("SELECT cert_id FROM bindings WHERE listener_id = ?1 AND revision > ?2")?;
+            let ids = stmt.query_map([listener, served], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids
+        };
+        for cert in changed {
+            let role = if lagging.held_default == Some(CertId(cert)) {
+                Some(BindingRole::Default)
+            } else if lagging.held_additional.contains(&CertId(cert)) {
+                Some(BindingRole::Additional)
+            } else {
+                None
+            };
+            match role {
+                Some(role) => self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE bindings SET role = ?3, status = 'Associated', revision = ?4 \
+                         WHERE listener_id = ?1 AND cert_id = ?2",
+                    )?
+                    .execute(params![listener, cert, role.as_str(), revision])?,
+                None => self
+                    .conn
+                    .prepare_cached("DELETE FROM bindings WHERE listener_id = ?1 AND cert_id = ?2")?
+                    .execute([listener, cert])?,
+            };
+        }
+        let failed = self
+            .conn
+            .prepare_cached(
+                "UPDATE job_targets SET status = 'failed', error = ?3 \
+                 WHERE listener_id = ?1 AND status = 'running' AND revision > ?2",
+            )?
+            .execute(params![listener, served, reason])?;
+        Ok(failed as u64)
+    }
+
     fn listener_busy(&mut self, listener: ListenerId) -> StoreResult<bool> {
         let mut stmt = self.conn.prepare_cached(
             // Through the few unfinished jobs (their partial index), not all targets ever.
