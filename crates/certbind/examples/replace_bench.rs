@@ -26,7 +26,7 @@ const KEY_ID: &str = "CBBENCHKEY0000000001";
 const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
 const MASTER_KEY: &str = "101112131415161718191a1b1c1d1e1f000102030405060708090a0b0c0d0e0f";
 const PORTS_PER_LB: usize = 500;
-/// How often the job is polled, as a client would.
+/// How often the job is polled, as a client would (`--poll-ms`).
 const POLL_MS: u64 = 100;
 
 fn seed(dir: &std::path::Path, listeners: usize) -> (String, String) {
@@ -137,7 +137,14 @@ fn main() {
 
     let client = Client::new(&base, KEY_ID, SECRET);
     let submitted = Instant::now();
-    let answer = client.post("/v1/replace", &json!({"old_certificate_id": old, "new_certificate_id": new})).unwrap();
+    // --listener lsn-N scopes the replace to one listener among them all.
+    let mut body = json!({"old_certificate_id": old, "new_certificate_id": new});
+    let scope = arg("--listener", "");
+    if !scope.is_empty() {
+        body["listener_id"] = json!(scope);
+    }
+    let poll = Duration::from_millis(arg("--poll-ms", &POLL_MS.to_string()).parse().expect("--poll-ms N"));
+    let answer = client.post("/v1/replace", &body).unwrap();
     let accepted_secs = submitted.elapsed().as_secs_f64();
     let job = answer["job_id"].as_str().unwrap().to_string();
     let state = loop {
@@ -145,7 +152,7 @@ fn main() {
         if value["state"] == "succeeded" || value["state"] == "failed" {
             break value;
         }
-        std::thread::sleep(Duration::from_millis(POLL_MS));
+        std::thread::sleep(poll);
     };
     let wall_secs = submitted.elapsed().as_secs_f64();
     let peak_kib = proc_status_kib(child.id(), "VmHWM");

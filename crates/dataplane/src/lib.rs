@@ -33,6 +33,7 @@ pub mod certset;
 mod counted;
 mod error;
 mod listener;
+mod listener_map;
 mod metrics;
 mod proxy;
 mod snapshot;
@@ -293,8 +294,9 @@ impl DataPlane {
     pub fn lagging_listeners(&self) -> Vec<LaggingListener> {
         let snapshot = self.shared.snapshot.load();
         snapshot
-            .listeners
+            .with_errors
             .iter()
+            .filter_map(|id| Some((id, snapshot.listeners.get(id)?)))
             .filter_map(|(id, view)| {
                 let serving_revision = view.serving_revision(snapshot.revision);
                 (serving_revision != Some(snapshot.revision)).then(|| {

@@ -22,6 +22,7 @@ use crate::certcache::CertCache;
 use crate::certids::{difference, CertIds};
 use crate::certset::CertSet;
 use crate::error::{CertLoadError, ListenerBuildError};
+use crate::listener_map::ListenerMap;
 
 /// Everything the data plane serves at one revision. Never mutated once published.
 #[derive(Debug, Default)]
@@ -30,12 +31,19 @@ pub(crate) struct Snapshot {
     pub(crate) revision: i64,
     /// Where in the store's change history this snapshot stands.
     pub(crate) changes: ChangePoint,
-    pub(crate) listeners: HashMap<ListenerId, Arc<ListenerView>>,
+    pub(crate) listeners: ListenerMap,
+    /// The listeners whose `cert_error` is set, so nothing scans them all to find them.
+    pub(crate) with_errors: Arc<Vec<ListenerId>>,
 }
 
 impl Snapshot {
     pub(crate) fn empty() -> Snapshot {
-        Snapshot { revision: -1, changes: ChangePoint::default(), listeners: HashMap::new() }
+        Snapshot {
+            revision: -1,
+            changes: ChangePoint::default(),
+            listeners: ListenerMap::default(),
+            with_errors: Arc::default(),
+        }
     }
 }
 
@@ -65,6 +73,22 @@ pub(crate) struct ListenerView {
 }
 
 impl ListenerView {
+    /// A plain (non-TLS) listener's view on `port`, without backends: for tests of the
+    /// structures that hold views.
+    #[cfg(test)]
+    pub(crate) fn plain(port: u16) -> ListenerView {
+        let none = Arc::new(CertIds::default());
+        ListenerView {
+            socket: SocketSpec { address: None, port, protocol: Protocol::Tcp },
+            certs: None,
+            certs_revision: None,
+            cert_error: None,
+            wanted: none.clone(),
+            held: none,
+            backends: Arc::new(BackendSet::new(&[])),
+        }
+    }
+
     /// The certificates its set holds: the default, and the additional ones.
     pub(crate) fn held_certificates(&self) -> (Option<CertId>, Vec<CertId>) {
         (self.held.default, self.held.additional.clone())
@@ -127,8 +151,7 @@ pub(crate) fn build(
         .iter()
         .map(|l| (l.listener_id, Desired::from_serving(l, previous.listeners.get(&l.listener_id))))
         .collect();
-    let listeners = HashMap::with_capacity(desired.len());
-    let mut outcome = build_listeners(desired, state.revision, listeners, previous, cache, source);
+    let mut outcome = build_listeners(desired, state.revision, ListenerMap::default(), previous, cache, source);
     outcome.snapshot.changes = state.changes;
     cache.retain_served(&outcome.snapshot);
     outcome
@@ -166,20 +189,16 @@ pub(crate) fn apply_changes(
         }
     }
     // Listeners still serving older certificates try again.
-    for (id, view) in &previous.listeners {
-        if view.cert_error.is_some() && !delta.removed.contains(id) && touched.insert(*id) {
-            desired.push((*id, Desired::from_view(view, (*view.wanted).clone())));
+    for id in previous.with_errors.iter() {
+        if let Some(view) = previous.listeners.get(id).filter(|_| !delta.removed.contains(id)) {
+            if touched.insert(*id) {
+                desired.push((*id, Desired::from_view(view, (*view.wanted).clone())));
+            }
         }
     }
     let mut outcome = build_listeners(desired, delta.revision, listeners, previous, cache, source);
     outcome.snapshot.changes = delta.changes;
     outcome.from_changes = true;
-    // Carried-over listeners that still fall back are reported too.
-    for (id, view) in &outcome.snapshot.listeners {
-        if let (Some(error), false) = (&view.cert_error, touched.contains(id)) {
-            outcome.failures.push((*id, error.clone()));
-        }
-    }
     cache.retain_served_if_grown(&outcome.snapshot);
     outcome
 }
@@ -213,7 +232,7 @@ impl SetChange {
 fn build_listeners(
     desired: Vec<(ListenerId, Desired)>,
     revision: i64,
-    mut listeners: HashMap<ListenerId, Arc<ListenerView>>,
+    mut listeners: ListenerMap,
     previous: &Snapshot,
     cache: &mut CertCache,
     source: &dyn ServingSource,
@@ -237,9 +256,9 @@ fn build_listeners(
     }
     let load_failures = cache.fetch_missing(&missing, source);
 
+    let rebuilt: HashSet<ListenerId> = planned.iter().map(|(id, _, _)| *id).collect();
     let mut failures = Vec::new();
     let mut shared = SharedSets::default();
-    listeners.reserve(planned.len());
     for (id, want, change) in planned {
         let before = previous.listeners.get(&id);
         let view = build_listener(want, change, revision, before, cache, &load_failures, &mut shared);
@@ -248,7 +267,17 @@ fn build_listeners(
         }
         listeners.insert(id, Arc::new(view));
     }
-    let snapshot = Snapshot { revision, changes: ChangePoint::default(), listeners };
+    // Every listener that falls back: those built now, and those of `previous` carried
+    // over unbuilt (none, as each is retried, but the list must not depend on that).
+    let mut with_errors: Vec<ListenerId> = previous
+        .with_errors
+        .iter()
+        .filter(|id| !rebuilt.contains(id) && listeners.get(id).is_some_and(|view| view.cert_error.is_some()))
+        .copied()
+        .collect();
+    with_errors.extend(failures.iter().map(|(id, _)| *id));
+    let snapshot =
+        Snapshot { revision, changes: ChangePoint::default(), listeners, with_errors: Arc::new(with_errors) };
     BuildOutcome { snapshot, failures, from_changes: false }
 }
 

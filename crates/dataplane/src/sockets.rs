@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::listener::{accept_loop, ListenerTask};
+use crate::listener_map::ListenerMap;
 use crate::snapshot::{Snapshot, SocketSpec};
 use crate::tls::server_config;
 use crate::Shared;
@@ -55,9 +56,10 @@ pub(crate) struct Sockets {
     /// are retried on the retry tick, not on every publish: a host with many listeners it
     /// cannot bind must not pay for all of them on each revision.
     failed: HashMap<ListenerId, (SocketSpec, ListenerRuntime)>,
-    /// The socket of every listener as of the last reconcile: a snapshot that changes only
-    /// certificates or backends (a rotation) leaves sockets alone and costs one pass.
-    reconciled: HashMap<ListenerId, SocketSpec>,
+    /// The listeners as of the last reconcile: a snapshot that changes only certificates
+    /// or backends (a rotation) leaves sockets alone, and finding that out compares only
+    /// the listeners the two snapshots do not share.
+    reconciled: ListenerMap,
 }
 
 impl Sockets {
@@ -69,7 +71,7 @@ impl Sockets {
             open: HashMap::new(),
             draining: Vec::new(),
             failed: HashMap::new(),
-            reconciled: HashMap::new(),
+            reconciled: ListenerMap::default(),
         }
     }
 
@@ -87,11 +89,14 @@ impl Sockets {
         // the next change); many are left to the periodic retry.
         let retry_failed = retry_failed || (!self.failed.is_empty() && self.failed.len() <= RETRY_ON_PUBLISH_MAX);
         let unchanged = snapshot.listeners.len() == self.reconciled.len()
-            && snapshot.listeners.iter().all(|(id, view)| self.reconciled.get(id) == Some(&view.socket));
+            && snapshot.listeners.ids_differing_from(&self.reconciled).all(|id| {
+                let socket = |map: &ListenerMap| map.get(&id).map(|view| view.socket);
+                socket(&snapshot.listeners) == socket(&self.reconciled)
+            });
+        self.reconciled = snapshot.listeners.clone();
         if unchanged && !retry_failed {
             return;
         }
-        self.reconciled = snapshot.listeners.iter().map(|(id, view)| (*id, view.socket)).collect();
 
         // Close first, so a port handed from one listener to another can be bound below.
         let obsolete: Vec<ListenerId> = self

@@ -1392,6 +1392,9 @@ const MAX_LISTENER_CHANGES: i64 = 2_000;
 /// settle. A data plane further behind reads the whole state.
 const LISTENER_CHANGES_KEPT: i64 = 10_000;
 
+/// Listener changes pruned by one settle at most.
+const PRUNE_STEP: i64 = 2_000;
+
 impl SqliteTx<'_> {
     fn change_point(&mut self) -> StoreResult<ChangePoint> {
         let revision = self.revision()?;
@@ -1406,11 +1409,19 @@ impl SqliteTx<'_> {
     fn prune_listener_changes(&mut self) -> StoreResult<()> {
         let latest = self.change_point()?.listener_change;
         let keep_after = latest - LISTENER_CHANGES_KEPT;
-        let pruned = self.conn.prepare_cached("DELETE FROM listener_changes WHERE seq <= ?1")?.execute([keep_after])?;
+        // At most PRUNE_STEP rows at a time: after creating 100k listeners, the first
+        // settles each take a slice instead of one holding the writer for all of them.
+        let upto: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE((SELECT seq FROM listener_changes WHERE seq <= ?1 ORDER BY seq LIMIT 1 OFFSET ?2), ?1)",
+            )?
+            .query_row([keep_after, PRUNE_STEP - 1], |r| r.get(0))?;
+        let pruned = self.conn.prepare_cached("DELETE FROM listener_changes WHERE seq <= ?1")?.execute([upto])?;
         if pruned > 0 {
             self.conn
                 .prepare_cached("UPDATE meta SET value = MAX(value, ?1) WHERE key = 'listener_changes_pruned'")?
-                .execute([keep_after])?;
+                .execute([upto])?;
         }
         Ok(())
     }
