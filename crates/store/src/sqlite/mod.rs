@@ -1,21 +1,22 @@
 //! The embedded store: one SQLite file in the data directory, WAL mode, `synchronous=FULL`
 //! so a commit that returned survives a crash or power loss.
 
+mod fair;
 mod rows;
 mod tx;
 
 use crate::{Store, StoreError, Tx};
+use fair::FairMutex;
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::Mutex;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] =
     &[include_str!("schema.sql"), include_str!("schema_v2_access.sql"), include_str!("schema_v3_changes.sql")];
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    writer: FairMutex<Connection>,
+    reader: FairMutex<Connection>,
 }
 
 impl SqliteStore {
@@ -28,7 +29,7 @@ impl SqliteStore {
         let writer = Self::connect(path)?;
         migrate(&writer)?;
         let reader = Self::connect(path)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(SqliteStore { writer: FairMutex::new(writer), reader: FairMutex::new(reader) })
     }
 
     fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -59,12 +60,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 impl Store for SqliteStore {
     fn write(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        let guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.writer.lock();
         Ok(Box::new(tx::SqliteTx::begin(guard, "BEGIN IMMEDIATE")?))
     }
 
     fn read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        let guard = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.reader.lock();
         Ok(Box::new(tx::SqliteTx::begin(guard, "BEGIN")?))
     }
 }

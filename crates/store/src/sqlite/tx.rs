@@ -1,5 +1,6 @@
 //! The SQLite transaction: every `Tx` method as SQL.
 
+use super::fair::FairGuard;
 use super::rows::{self, *};
 use crate::tx::*;
 use crate::StoreError;
@@ -10,16 +11,15 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::MutexGuard;
 
 pub(crate) struct SqliteTx<'a> {
-    conn: MutexGuard<'a, Connection>,
+    conn: FairGuard<'a, Connection>,
     open: bool,
     next_revision: Option<i64>,
 }
 
 impl<'a> SqliteTx<'a> {
-    pub(crate) fn begin(conn: MutexGuard<'a, Connection>, begin: &str) -> Result<Self, StoreError> {
+    pub(crate) fn begin(conn: FairGuard<'a, Connection>, begin: &str) -> Result<Self, StoreError> {
         conn.execute_batch(begin)?;
         Ok(SqliteTx { conn, open: true, next_revision: None })
     }
