@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Lists the listeners the data plane serves at an older revision than the one it
-/// reports (their newest certificates failed to load), with the revision they serve.
+/// reports (their newest certificates failed to load): which revision and certificates
+/// they serve, and why not the newer ones.
 pub type LaggingListeners = Arc<dyn Fn() -> Vec<LaggingListener> + Send + Sync>;
 
 /// Settles up to the data plane's served revision whenever it has moved, and rolls back
