@@ -148,7 +148,7 @@ impl CertSet {
         set
     }
 
-    /// This set with `removed` taken out and `added` put in (an id already present is kept
+    /// This set with `removed` taken out, then `added` put in (an id still present is kept
     /// as it is), and `default` as the default, which joins the set if it is not in it.
     /// Shares every shard the change does not touch with `self`. A change that moves the
     /// set far from the size its shards were cut for builds afresh.
@@ -168,10 +168,8 @@ impl CertSet {
             return CertSet::new(default, additional);
         }
         let mut set = CertSet { default: default.clone(), shards: self.shards.clone(), len: self.len };
+        // Out first, then in: an id both removed and given anew ends up as given.
         for id in removed {
-            if default.as_ref().is_some_and(|d| d.id == *id) {
-                continue;
-            }
             if set.remove(*id) {
                 set.len -= 1;
             }
