@@ -581,5 +581,14 @@ fn listener_sockets_report_bind_failures_and_metrics() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(text.contains(&format!("certbind_certificate_not_after_seconds{{cert=\"{cert}\"}}")), "{text}");
+    // The whole state was read once, at start; every change since came from the store's
+    // change history.
+    let builds = |from: &str| {
+        let prefix = format!("certbind_snapshot_builds_total{{from=\"{from}\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert_eq!(builds("state"), 1, "{text}");
+    assert!(builds("changes") >= 2, "{text}");
     drop(occupant);
 }
