@@ -999,6 +999,8 @@ impl Tx for SqliteTx<'_> {
                     .execute([listener, cert])?,
             };
         }
+        // The data plane re-reads the listener whole: what it should serve is what it does.
+        self.conn.prepare_cached("INSERT INTO listener_changes (listener_id) VALUES (?1)")?.execute([listener])?;
         let failed = self
             .conn
             .prepare_cached(
