@@ -271,11 +271,25 @@ impl CertSet {
     /// match, or no SNI, the default. A matching but expired certificate is still
     /// preferred to the default: a name mismatch breaks clients harder than an expiry.
     pub fn select(&self, sni: Option<&str>, now: i64) -> Option<&Arc<LoadedCert>> {
-        let matched = sni.and_then(|host| self.best_match(host, now));
+        self.select_usable(sni, now, |_| true)
+    }
+
+    /// [`CertSet::select`] for a client that can use only some certificates (`usable`: its
+    /// signature schemes fit the key). When several certificates match the name, as an RSA
+    /// and an ECDSA one during a key-type migration, the best one the client can use wins;
+    /// when it can use none of them, the best one (its handshake fails as it would anyway).
+    /// `usable` is asked only when several match.
+    pub fn select_usable(
+        &self,
+        sni: Option<&str>,
+        now: i64,
+        usable: impl Fn(&LoadedCert) -> bool,
+    ) -> Option<&Arc<LoadedCert>> {
+        let matched = sni.and_then(|host| self.best_match(host, now, usable));
         matched.or_else(|| self.default_cert())
     }
 
-    fn best_match(&self, host: &str, now: i64) -> Option<&Arc<LoadedCert>> {
+    fn best_match(&self, host: &str, now: i64, usable: impl Fn(&LoadedCert) -> bool) -> Option<&Arc<LoadedCert>> {
         // Handshakes usually carry lowercase names already; avoid allocating then.
         let host: Cow<'_, str> = if host.ends_with('.') || host.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(normalize_host(host))
@@ -299,7 +313,21 @@ impl CertSet {
             .flatten()
             .map(|cert| Candidate { cert, exact: false });
         let default = self.default.as_ref().map(|d| d.id);
-        exact.chain(wild).max_by_key(|c| rank(c, default, now)).map(|c| c.cert)
+        let candidates = exact.chain(wild);
+        let mut best: Option<Candidate<'_>> = None;
+        let mut several = false;
+        for candidate in candidates.clone() {
+            several |= best.is_some();
+            if best.is_none_or(|b| rank(&candidate, default, now) > rank(&b, default, now)) {
+                best = Some(candidate);
+            }
+        }
+        let best = best?;
+        if !several || usable(best.cert) {
+            return Some(best.cert);
+        }
+        let usable_best = candidates.filter(|c| usable(c.cert)).max_by_key(|c| rank(c, default, now));
+        Some(usable_best.unwrap_or(best).cert)
     }
 }
 

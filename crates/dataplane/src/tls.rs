@@ -31,7 +31,9 @@ impl ResolvesServerCert for ListenerResolver {
         let snapshot = self.shared.snapshot.load();
         let certs = snapshot.listeners.get(&self.listener)?.certs.as_ref()?;
         let now = certbind_core::now_unix();
-        certs.select(client_hello.server_name(), now).map(|cert| cert.key.clone())
+        let schemes = client_hello.signature_schemes();
+        let usable = |cert: &crate::certset::LoadedCert| cert.key.key.choose_scheme(schemes).is_some();
+        certs.select_usable(client_hello.server_name(), now, usable).map(|cert| cert.key.clone())
     }
 }
 

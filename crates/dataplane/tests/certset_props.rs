@@ -103,6 +103,23 @@ fn oracle(set: &CertSet, host: Option<&str>) -> Option<CertId> {
     best.or(default)
 }
 
+/// The rules for a client that can use only `usable` certificates: when several match the
+/// name, the best usable one; otherwise (or when none is usable) as for any client.
+fn oracle_usable(set: &CertSet, host: Option<&str>, usable: fn(&LoadedCert) -> bool) -> Option<CertId> {
+    let default = set.default_cert().map(|c| c.id);
+    let Some(host) = host else { return oracle(set, None) };
+    let normalized = normalize_host(host);
+    let matching: Vec<_> = set.certs().filter(|c| c.names.iter().any(|n| matches(n, host))).collect();
+    if matching.len() < 2 {
+        return oracle(set, Some(host));
+    }
+    let best_usable = matching.into_iter().filter(|c| usable(c)).max_by_key(|c| {
+        let exact = c.names.contains(&normalized);
+        (c.is_valid_at(NOW), c.not_after, exact, Some(c.id) == default, std::cmp::Reverse(c.id))
+    });
+    best_usable.map(|c| c.id).or_else(|| oracle(set, Some(host)))
+}
+
 /// Everything observable of a set.
 #[derive(Debug, PartialEq)]
 struct Observed {
@@ -169,9 +186,13 @@ proptest! {
             }
         }
 
-        // Selection agrees with the rules read directly.
+        // Selection agrees with the rules read directly, for any client and for one that
+        // can use only some certificates.
+        let even: fn(&LoadedCert) -> bool = |c| c.id.0 % 2 == 0;
         for host in HOSTS.iter().map(|h| Some(*h)).chain([None]) {
             prop_assert_eq!(set.select(host, NOW).map(|c| c.id), oracle(&set, host), "host {:?}", host);
+            let picked = set.select_usable(host, NOW, even).map(|c| c.id);
+            prop_assert_eq!(picked, oracle_usable(&set, host, even), "host {:?}, even ids only", host);
         }
     }
 }

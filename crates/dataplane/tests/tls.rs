@@ -74,6 +74,38 @@ async fn full_chain_is_sent_over_tls12_and_tls13() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_certificates_for_one_name_a_client_gets_one_whose_key_it_can_use() {
+    let pki = Pki::new();
+    let y = year_offset(0);
+    let default = pki.leaf(&["default.test"]);
+    // Both serve the name; the P-384 one expires later, so it wins where both are usable.
+    let p256 = pki.leaf_with(&["dual.example.com"], (y - 1, 1, 1), (y + 2, 1, 1), &rcgen::PKCS_ECDSA_P256_SHA256);
+    let p384 = pki.leaf_with(&["dual.example.com"], (y - 1, 1, 1), (y + 3, 1, 1), &rcgen::PKCS_ECDSA_P384_SHA384);
+    let port = free_port();
+    let h = Harness::start().await;
+    h.commit(|e| {
+        let mut l = listener(1, Protocol::Https, port);
+        l.default_cert = Some(e.add_cert(&default));
+        l.additional_certs = vec![e.add_cert(&p256), e.add_cert(&p384)];
+        e.listeners.push(l);
+    })
+    .await;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut any = ClientOptions::sni("dual.example.com");
+        any.versions = vec![version];
+        let stream = tls_connect(&pki, &any, port).await.expect("handshake");
+        assert_eq!(served_leaf(&stream), p384.leaf_der(), "{version:?}");
+        // A client that can verify only P-256 signatures gets the P-256 certificate, not a
+        // failed handshake.
+        let mut p256_only = any.clone();
+        p256_only.signature_schemes = Some(vec![rustls::SignatureScheme::ECDSA_NISTP256_SHA256]);
+        let stream = tls_connect(&pki, &p256_only, port).await.expect("handshake offering only P-256");
+        assert_eq!(served_leaf(&stream), p256.leaf_der(), "{version:?}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_certificate_with_latest_expiry_wins_over_expired_and_not_yet_valid() {
     let pki = Pki::new();
     let default = pki.leaf(&["default.test"]);

@@ -108,12 +108,23 @@ impl Pki {
 
     /// A leaf valid between two (year, month, day) dates.
     pub fn leaf_between(&self, names: &[&str], from: (i32, u8, u8), until: (i32, u8, u8)) -> TestCert {
+        self.leaf_with(names, from, until, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A leaf whose key is of `algorithm` (ECDSA P-256 or P-384).
+    pub fn leaf_with(
+        &self,
+        names: &[&str],
+        from: (i32, u8, u8),
+        until: (i32, u8, u8),
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> TestCert {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
         params.distinguished_name.push(DnType::CommonName, names.first().cloned().unwrap_or_default());
         params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
         params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
-        let key = KeyPair::generate().expect("leaf key");
+        let key = KeyPair::generate_for(algorithm).expect("leaf key");
         let cert = params.signed_by(&key, &self.intermediate).expect("leaf");
         let id = {
             let mut next = self.next_id.lock().expect("id lock");
@@ -400,6 +411,9 @@ pub struct ClientOptions {
     pub verify_as: String,
     pub versions: Vec<&'static SupportedProtocolVersion>,
     pub alpn: Vec<Vec<u8>>,
+    /// Offer only these signature schemes (the key types the client can verify); all the
+    /// provider's when `None`.
+    pub signature_schemes: Option<Vec<SignatureScheme>>,
 }
 
 impl ClientOptions {
@@ -409,6 +423,7 @@ impl ClientOptions {
             verify_as: name.into(),
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
             alpn: Vec::new(),
+            signature_schemes: None,
         }
     }
 
@@ -423,10 +438,18 @@ impl ClientOptions {
 }
 
 pub fn client_config(pki: &Pki, options: &ClientOptions) -> Arc<ClientConfig> {
-    let inner = WebPkiServerVerifier::builder_with_provider(pki.roots(), provider()).build().expect("verifier");
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(schemes) = &options.signature_schemes {
+        // Chains still verify with every algorithm; only the offered schemes shrink.
+        let offered = provider.signature_verification_algorithms.mapping.iter().filter(|(s, _)| schemes.contains(s));
+        let mapping: Vec<_> = offered.cloned().collect();
+        provider.signature_verification_algorithms.mapping = Box::leak(mapping.into_boxed_slice());
+    }
+    let provider = Arc::new(provider);
+    let inner = WebPkiServerVerifier::builder_with_provider(pki.roots(), provider.clone()).build().expect("verifier");
     let verifier =
         Arc::new(VerifyAs { inner, name: ServerName::try_from(options.verify_as.clone()).expect("verify name") });
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&options.versions)
         .expect("versions")
         .dangerous()
