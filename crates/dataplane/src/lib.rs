@@ -1,11 +1,13 @@
 //! certbind's data plane: the listeners themselves.
 //!
 //! The control plane commits desired state at store revisions; on each new revision the
-//! data plane reads the serving state from a [`ServingSource`], builds an immutable
-//! snapshot (per TLS listener, one [`certset::CertSet`]: its certificates and the SNI
-//! index over them), publishes it with one atomic swap, opens and closes sockets to
-//! match, and only then reports the revision as served. Handshakes read the current
-//! snapshot without a lock; a connection keeps what it negotiated.
+//! data plane reads what changed from a [`ServingSource`] (the whole serving state at
+//! start, or when the source cannot say), builds an immutable snapshot that shares
+//! everything unchanged with the previous one (per TLS listener, one
+//! [`certset::CertSet`]: its certificates and the SNI index over them), publishes it with
+//! one atomic swap, opens and closes sockets to match, and only then reports the revision
+//! as served. Handshakes read the current snapshot without a lock; a connection keeps
+//! what it negotiated.
 //!
 //! # When a snapshot does not build
 //!
