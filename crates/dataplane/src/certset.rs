@@ -135,16 +135,23 @@ impl CertSet {
     pub fn new(default: Option<Arc<LoadedCert>>, additional: impl IntoIterator<Item = Arc<LoadedCert>>) -> CertSet {
         let additional: Vec<Arc<LoadedCert>> = additional.into_iter().collect();
         let count = additional.len() + usize::from(default.is_some());
-        let mut builder = Builder::new(shard_count_for(count));
-        // Sized up front: growing maps of 100k names rehashes them over and over.
-        builder.reserve(count, default.iter().chain(&additional).map(|c| c.names.len()).sum());
-        let mut set = CertSet { default: default.clone(), shards: Vec::new(), len: 0 };
+        let shards = shard_count_for(count);
+        let names: usize = default.iter().chain(&additional).map(|c| c.names.len()).sum();
+        // Sized up front: growing maps of 100k names rehashes them over and over. Each
+        // shard is owned by this set alone until it is returned, so inserting into it
+        // copies nothing.
+        let shard = |_| {
+            let mut shard = Shard::default();
+            shard.by_id.reserve(count.div_ceil(shards));
+            shard.exact.reserve(names.div_ceil(shards));
+            Arc::new(shard)
+        };
+        let mut set = CertSet { default: default.clone(), shards: (0..shards).map(shard).collect(), len: 0 };
         for cert in default.into_iter().chain(additional) {
-            if builder.insert(cert) {
+            if set.insert(cert) {
                 set.len += 1;
             }
         }
-        set.shards = builder.finish();
         set
     }
 
@@ -190,18 +197,19 @@ impl CertSet {
         shard_index(self.shards.len(), name.as_bytes())
     }
 
+    /// Puts `cert` and its names in their shards, copying a shard only while another set
+    /// still shares it. False if the id is in the set already.
     fn insert(&mut self, cert: Arc<LoadedCert>) -> bool {
-        let count = self.shards.len();
-        let home = shard_index(count, &cert.id.0.to_le_bytes());
+        let home = self.shard_of_id(cert.id);
         if self.shards[home].by_id.contains_key(&cert.id) {
             return false;
         }
         for name in &cert.names {
-            let shard = Arc::make_mut(&mut self.shards[shard_index(count, name.as_bytes())]);
-            push_cert(&mut shard.exact, name, &cert);
+            let at = self.shard_of_name(name);
+            push_cert(&mut Arc::make_mut(&mut self.shards[at]).exact, name, &cert);
             if let Some(suffix) = wildcard_suffix(name) {
-                let shard = Arc::make_mut(&mut self.shards[shard_index(count, suffix.as_bytes())]);
-                push_cert(&mut shard.wildcard, suffix, &cert);
+                let at = self.shard_of_name(suffix);
+                push_cert(&mut Arc::make_mut(&mut self.shards[at]).wildcard, suffix, &cert);
             }
         }
         Arc::make_mut(&mut self.shards[home]).by_id.insert(cert.id, cert);
@@ -236,10 +244,6 @@ impl CertSet {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    pub fn contains(&self, id: CertId) -> bool {
-        self.shards[self.shard_of_id(id)].by_id.contains_key(&id)
     }
 
     pub fn get(&self, id: CertId) -> Option<&Arc<LoadedCert>> {
@@ -344,45 +348,6 @@ fn rank(
 
 fn shard_index(count: usize, bytes: &[u8]) -> usize {
     (fnv(bytes) as usize) & (count - 1)
-}
-
-/// Fills shards owned outright, before they are shared.
-struct Builder {
-    shards: Vec<Shard>,
-}
-
-impl Builder {
-    fn new(count: usize) -> Builder {
-        Builder { shards: vec![Shard::default(); count] }
-    }
-
-    fn reserve(&mut self, certs: usize, names: usize) {
-        let count = self.shards.len();
-        for shard in &mut self.shards {
-            shard.by_id.reserve(certs.div_ceil(count));
-            shard.exact.reserve(names.div_ceil(count));
-        }
-    }
-
-    fn insert(&mut self, cert: Arc<LoadedCert>) -> bool {
-        let count = self.shards.len();
-        let home = shard_index(count, &cert.id.0.to_le_bytes());
-        if self.shards[home].by_id.contains_key(&cert.id) {
-            return false;
-        }
-        for name in &cert.names {
-            push_cert(&mut self.shards[shard_index(count, name.as_bytes())].exact, name, &cert);
-            if let Some(suffix) = wildcard_suffix(name) {
-                push_cert(&mut self.shards[shard_index(count, suffix.as_bytes())].wildcard, suffix, &cert);
-            }
-        }
-        self.shards[home].by_id.insert(cert.id, cert);
-        true
-    }
-
-    fn finish(self) -> Vec<Arc<Shard>> {
-        self.shards.into_iter().map(Arc::new).collect()
-    }
 }
 
 fn push_cert(index: &mut HashMap<Box<str>, Vec<Arc<LoadedCert>>>, key: &str, cert: &Arc<LoadedCert>) {
