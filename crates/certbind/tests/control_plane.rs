@@ -540,6 +540,33 @@ fn replace_onto_a_certificate_already_bound_promotes_it() {
 }
 
 #[test]
+fn a_small_job_is_applied_in_the_transaction_that_creates_it() {
+    let dir = TempDir::new("inline");
+    let server = Server::start(dir.path());
+    let client = server.client();
+    let ca = Ca::new("Inline CA");
+    let (old, new) = (ca.issue(&["inline.example.com"]), ca.issue(&["inline.example.com"]));
+    let (old_id, new_id) = (upload(&client, &old, "old"), upload(&client, &new, "new"));
+    let lb = create_lb(&client, "local", "application");
+    let port = free_port();
+    let listener = create_listener(&client, &lb, "HTTPS", port, Some(&old_id));
+    // Back and forth ten times: a runner that happened to be quick once cannot pass for it.
+    for round in 0..10 {
+        let (from, to, leaf) = if round % 2 == 0 { (&old_id, &new_id, &new) } else { (&new_id, &old_id, &old) };
+        let answer =
+            client.post("/v1/replace", &json!({"old_certificate_id": from, "new_certificate_id": to})).unwrap();
+        let job = answer["job_id"].as_str().unwrap();
+        // Read at once: the runner has not been near it, yet nothing is left pending and
+        // the listener's bindings already name the new certificate.
+        let targets = client.get(&format!("/v1/jobs/{job}/targets")).unwrap();
+        assert_ne!(targets["items"][0]["status"], "pending", "{targets}");
+        assert!(bindings(&client, &listener).iter().any(|(cert, role, _)| cert == to && role == "default"));
+        assert_eq!(wait_job(&client, job)["state"], "succeeded");
+        assert_eq!(served_chain(port, "inline.example.com").unwrap()[0], leaf.der);
+    }
+}
+
+#[test]
 fn listener_sockets_report_bind_failures_and_metrics() {
     let dir = TempDir::new("runtime");
     let server = Server::start(dir.path());

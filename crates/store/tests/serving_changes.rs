@@ -276,3 +276,53 @@ fn a_reader_behind_the_kept_history_is_told_to_read_everything() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn settling_prunes_old_listener_changes_a_slice_at_a_time() {
+    let (store, dir) = open("serving-pruned-slices");
+    let mut tx = store.write().unwrap();
+    let account = tx.insert_account("a").unwrap();
+    let project = tx.insert_project(account.id, "default", true).unwrap();
+    let lb = load_balancer(&mut *tx, account.id, project.id);
+    // 14,000 listener changes: 4,000 beyond the 10,000 kept.
+    for port in 0..14_000u16 {
+        let listener = NewListener {
+            account_id: account.id,
+            load_balancer_id: lb.id,
+            name: String::new(),
+            protocol: Protocol::Http,
+            port: 1 + port,
+            attributes: serde_json::json!({}),
+        };
+        tx.insert_listener(&listener).unwrap();
+    }
+    tx.next_revision().unwrap();
+    tx.commit().unwrap();
+    let latest = store.read().unwrap().serving_state().unwrap().changes;
+    let settle = || {
+        let mut tx = store.write().unwrap();
+        tx.settle(latest.revision, &[]).unwrap();
+        tx.commit().unwrap();
+    };
+    // Pruning shows only in the file: readers that far behind read everything anyway.
+    let db = rusqlite::Connection::open(dir.join("certbind.db")).unwrap();
+    let history = || -> (i64, i64) {
+        let rows = db.query_row("SELECT COUNT(*) FROM listener_changes", [], |r| r.get(0)).unwrap();
+        let pruned =
+            db.query_row("SELECT value FROM meta WHERE key = 'listener_changes_pruned'", [], |r| r.get(0)).unwrap();
+        (rows, pruned)
+    };
+    let first = latest.listener_change - 14_000;
+    assert_eq!(history(), (14_000, 0));
+    // One settle prunes the oldest 2,000, not all 4,000 at once; then the rest; then none.
+    settle();
+    assert_eq!(history(), (12_000, first + 2_000));
+    settle();
+    assert_eq!(history(), (10_000, first + 4_000));
+    settle();
+    assert_eq!(history(), (10_000, first + 4_000));
+    // A reader within the kept history still gets its changes.
+    assert!(store.read().unwrap().serving_changes(latest).unwrap().is_some());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
