@@ -64,6 +64,15 @@ fn master_key(dir: &Path) -> Result<MasterKey, ServeError> {
     }
 }
 
+/// Creates the data directory if needed and makes it the owner's alone (0700): it holds
+/// the master key and the database.
+fn private_data_dir(dir: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |e: std::io::Error| ServeError::DataDir { path: dir.display().to_string(), reason: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)
+}
+
 fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -88,8 +97,7 @@ impl DataPlaneView for DataPlaneAdapter {
 
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let dir = &options.data_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ServeError::DataDir { path: dir.display().to_string(), reason: e.to_string() })?;
+    private_data_dir(dir)?;
     let master = master_key(dir)?;
     let store = tokio::task::spawn_blocking({
         let dir = dir.clone();

@@ -1,5 +1,6 @@
 //! First start mints a credential and shows it once; private keys and access-key secrets
-//! never reach the database file in plaintext.
+//! never reach the database, its WAL, the log (at debug level), the audit log or any
+//! response in plaintext, whichever path took the key; the data files are the owner's alone.
 
 mod common;
 
@@ -20,7 +21,7 @@ fn credential_from(stdout: &str) -> (String, String) {
 
 fn data_files(dir: &std::path::Path) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for name in ["certbind.db", "certbind.db-wal"] {
+    for name in ["certbind.db", "certbind.db-wal", "certbind.db-shm"] {
         if let Ok(content) = std::fs::read(dir.join(name)) {
             bytes.extend(content);
         }
@@ -82,4 +83,204 @@ fn first_start_shows_a_credential_once_and_keeps_secrets_sealed() {
     let client = server.client_with(&key_id, &secret);
     let key = client.get(&format!("/v1/certificates/{id}/private-key")).unwrap();
     assert_eq!(key["private_key_pem"].as_str().unwrap().trim(), downloadable.key_pem.trim());
+}
+
+/// Pieces of a PEM key's body that only the key has: 20-character pieces of its runs of
+/// letters and digits (so found however the key was escaped on the way: JSON, form and
+/// URL encoding split base64 at `+` and `/`), leaving out those its certificate shares
+/// (the public key) and those every key of its type shares (the algorithm's header).
+fn key_fragments(issued: &Issued) -> Vec<String> {
+    let body = |pem: &str| -> String { pem.lines().filter(|l| !l.starts_with("-----")).collect() };
+    let certificate = body(&issued.cert_pem);
+    let same_type = body(&rcgen::KeyPair::generate().unwrap().serialize_pem());
+    let key = body(&issued.key_pem);
+    let mut fragments = Vec::new();
+    for run in key.split(|c: char| !c.is_ascii_alphanumeric()) {
+        for start in (0..run.len().saturating_sub(19)).step_by(10) {
+            let piece = &run[start..start + 20];
+            if !certificate.contains(piece) && !same_type.contains(piece) {
+                fragments.push(piece.to_string());
+            }
+        }
+    }
+    fragments
+}
+
+fn assert_no_key(what: &str, haystack: &[u8], keys: &[(&str, &Issued)]) {
+    let text = String::from_utf8_lossy(haystack);
+    for (name, issued) in keys {
+        let fragments = key_fragments(issued);
+        assert!(fragments.len() >= 3, "{name}: a key has a secret part");
+        for fragment in &fragments {
+            assert!(!text.contains(fragment.as_str()), "{what} holds bytes of the private key uploaded through {name}");
+        }
+    }
+    assert!(!text.contains("PRIVATE KEY"), "{what} holds a PEM private key");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[test]
+fn no_path_that_takes_a_key_leaves_it_in_the_database_log_audit_or_a_response() {
+    let dir = TempDir::new("keys-every-path");
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_with(&data, ServerOptions { debug_log: Some(log.clone()), ..Default::default() });
+    let client = server.client();
+    let ca = Ca::new("Keys CA");
+    let issue = |name: &str| ca.issue(&[&format!("{name}.keys.example.com")]);
+    let (native, native_update, cli_update) = (issue("native"), issue("native-update"), issue("cli-update"));
+    let (cas3, cas2, tc_old, tc_new, uc1, uc2) =
+        (issue("cas3"), issue("cas2"), issue("tc-old"), issue("tc-new"), issue("uc1"), issue("uc2"));
+    let mut responses = String::new();
+
+    // Native upload, then a one-click update that uploads its new certificate.
+    let old = upload(&client, &native, "native");
+    let lb = create_lb(&client, "east", "application");
+    create_listener(&client, &lb, "HTTPS", free_port(), Some(&old));
+    let answer = client
+        .post(
+            "/v1/one-click-update",
+            &json!({"old_certificate_id": old, "new_certificate": {"upload": {
+                "certificate_pem": native_update.cert_pem, "private_key_pem": native_update.key_pem}}}),
+        )
+        .unwrap();
+    responses.push_str(&answer.to_string());
+    let uploaded = answer["new_certificate_id"].as_str().unwrap().to_string();
+    let job = wait_job(&client, answer["job_id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // The CLI's one-click update with a PEM pair from files.
+    let cert_file = dir.path().join("cli.crt");
+    let key_file = dir.path().join("cli.key");
+    std::fs::write(&cert_file, &cli_update.cert_pem).unwrap();
+    std::fs::write(&key_file, &cli_update.key_pem).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certbind"))
+        .args(["update", "--old", &uploaded, "--wait", "--json", "--new-cert"])
+        .arg(&cert_file)
+        .arg("--new-key")
+        .arg(&key_file)
+        .env("CERTBIND_API", server.url())
+        .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
+        .env("CERTBIND_ACCESS_KEY_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let cli_out = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "certbind update failed: {cli_out}");
+    responses.push_str(&cli_out);
+
+    // Every dialect's upload, through the official SDKs.
+    let projects = client.get("/v1/projects").unwrap();
+    let default_project = projects["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["is_default"] == true))
+        .and_then(|p| p["name"].as_str())
+        .unwrap()
+        .to_string();
+    let port = free_port().to_string();
+    let mut env: Vec<(String, String)> =
+        vec![("CHAIN".into(), ca.pem.clone()), ("PORT".into(), port), ("UCLOUD_PROJECT".into(), default_project)];
+    for (name, issued) in
+        [("CAS3", &cas3), ("CAS2", &cas2), ("TC_OLD", &tc_old), ("TC_NEW", &tc_new), ("UC1", &uc1), ("UC2", &uc2)]
+    {
+        env.push((format!("{name}_CERT"), issued.cert_pem.clone()));
+        env.push((format!("{name}_KEY"), issued.key_pem.clone()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (sdk_stdout, ids) = run_sdk_script_output("keys_every_path.py", &server, &env);
+    assert!(ids["TC_DEPLOY"].as_i64().unwrap_or(0) > 0, "{ids}");
+    responses.push_str(&sdk_stdout);
+
+    // What the API shows of it all afterwards: certificates, jobs, their targets, the audit log.
+    for path in ["/v1/certificates", "/v1/jobs", "/v1/audit-log"] {
+        responses.push_str(&client.get(path).unwrap().to_string());
+    }
+    let jobs = client.get("/v1/jobs").unwrap();
+    for job in jobs["items"].as_array().unwrap() {
+        let id = job["id"].as_str().unwrap();
+        for view in [format!("/v1/jobs/{id}"), format!("/v1/jobs/{id}/targets")] {
+            responses.push_str(&client.get(&view).unwrap().to_string());
+        }
+    }
+    // While the server runs, its WAL and SHM files exist; none is for anyone else's eyes.
+    assert_eq!(mode(&data), 0o700, "the data directory is private");
+    for file in ["certbind.db", "certbind.db-wal", "certbind.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} is private");
+    }
+    server.stop();
+
+    let keys = [
+        ("the native API", &native),
+        ("a native one-click update", &native_update),
+        ("the CLI's one-click update", &cli_update),
+        ("CAS (ACS3)", &cas3),
+        ("CAS (RPC v2)", &cas2),
+        ("Tencent UploadCertificate", &tc_old),
+        ("Tencent UpdateCertificateInstance", &tc_new),
+        ("UCloud CreateSSL", &uc1),
+        ("UCloud CreateSSL (SSLContent)", &uc2),
+    ];
+    let log_text = std::fs::read(&log).unwrap();
+    assert!(contains(&log_text, "DEBUG"), "the log was kept at debug level");
+    assert_no_key("the database, WAL or SHM", &data_files(&data), &keys);
+    assert_no_key("the debug log", &log_text, &keys);
+    assert_no_key("a response", responses.as_bytes(), &keys);
+}
+
+#[test]
+fn an_older_database_with_a_key_in_a_job_request_is_sealed_on_upgrade_and_narrowed_to_its_owner() {
+    let dir = TempDir::new("keys-upgrade");
+    let mut server = Server::start(dir.path());
+    let client = server.client();
+    let ca = Ca::new("Upgrade CA");
+    let (old_pair, new_pair) = (ca.issue(&["upgrade.example.com"]), ca.issue(&["upgrade.example.com"]));
+    let old = upload(&client, &old_pair, "old");
+    let lb = create_lb(&client, "east", "application");
+    create_listener(&client, &lb, "HTTPS", free_port(), Some(&old));
+    let answer = client
+        .post(
+            "/v1/one-click-update",
+            &json!({"old_certificate_id": old, "new_certificate": {"upload": {
+                "certificate_pem": new_pair.cert_pem, "private_key_pem": new_pair.key_pem}}}),
+        )
+        .unwrap();
+    let job = answer["job_id"].as_str().unwrap().to_string();
+    let new = answer["new_certificate_id"].as_str().unwrap().to_string();
+    wait_job(&client, &job);
+    server.stop();
+
+    // What a database written before schema 4 holds: the request with its PEM pair, in
+    // files anyone could read.
+    let db_path = dir.path().join("certbind.db");
+    {
+        let db = rusqlite::Connection::open(&db_path).unwrap();
+        let legacy = json!({"old_certificate_id": old, "new_certificate": {"upload": {
+            "name": "", "certificate_pem": new_pair.cert_pem, "private_key_pem": new_pair.key_pem}},
+            "resource_types": [], "regions": []});
+        let job_number: i64 = job.trim_start_matches("job-").parse().unwrap();
+        db.execute("UPDATE jobs SET request = ?1 WHERE id = ?2", rusqlite::params![legacy.to_string(), job_number])
+            .unwrap();
+        db.execute_batch("DROP TABLE IF EXISTS seen_requests; PRAGMA user_version = 3;").unwrap();
+    }
+    for file in [&db_path, &dir.path().to_path_buf()] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    let mut server = Server::start(dir.path());
+    let client = server.client();
+    let shown = client.get(&format!("/v1/jobs/{job}")).unwrap();
+    assert_eq!(shown["state"], "succeeded", "the job is intact: {shown}");
+    server.stop();
+
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let request: String =
+        db.query_row("SELECT request FROM jobs WHERE id = ?1", [job.trim_start_matches("job-")], |r| r.get(0)).unwrap();
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(request["new_certificate"], json!({"id": new}), "the job now names the sealed certificate");
+    drop(db);
+    assert_no_key("the upgraded database", &data_files(dir.path()), &[("a one-click update", &new_pair)]);
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&db_path), 0o600);
 }

@@ -123,6 +123,9 @@ struct Plan {
     new: Option<CertId>,
     targets: Targets,
     uncovered: Vec<UncoveredHosts>,
+    /// What the job records as its request when that is not the request itself: a
+    /// certificate uploaded with the request is recorded by its id, never its key.
+    record_as: Option<serde_json::Value>,
 }
 
 /// A plan's targets: listed one by one, or (for a real replace, which may cover 100k
@@ -181,6 +184,7 @@ impl Control {
                     Some(request.certificate_id),
                 )]),
                 uncovered: Vec::new(),
+                record_as: None,
             })
         })
     }
@@ -212,6 +216,7 @@ impl Control {
                 new: ids.first().copied(),
                 targets: Targets::Listed(targets),
                 uncovered: Vec::new(),
+                record_as: None,
             })
         })
     }
@@ -253,6 +258,7 @@ impl Control {
                 new: None,
                 targets: Targets::Listed(targets),
                 uncovered: Vec::new(),
+                record_as: None,
             })
         })
     }
@@ -326,7 +332,14 @@ impl Control {
                 regions: request.regions.clone(),
                 ..Default::default()
             };
-            self.plan_move(tx, caller, JobKind::OneClickUpdate, &old, &new, &scope, dry_run)
+            let mut plan = self.plan_move(tx, caller, JobKind::OneClickUpdate, &old, &new, &scope, dry_run)?;
+            if uploaded.is_some() {
+                // The job keeps a reference to the sealed certificate, never the PEM pair.
+                let recorded =
+                    OneClickUpdateRequest { new_certificate: NewCertificateSource::Id(new.id), ..request.clone() };
+                plan.record_as = Some(serde_json::to_value(&recorded).unwrap_or_default());
+            }
+            Ok(plan)
         })?;
         if submission.new_certificate_id.is_none() {
             submission.new_certificate_id = uploaded;
@@ -358,6 +371,7 @@ impl Control {
                 new: Some(new.id),
                 targets: Targets::BoundToOld(scope.clone()),
                 uncovered: Vec::new(),
+                record_as: None,
             });
         }
         let bound = tx.listeners_bound_to(caller.account_id, old.id, scope)?;
@@ -378,7 +392,14 @@ impl Control {
                 applied_at_revision: None,
             })
             .collect();
-        Ok(Plan { kind, old: Some(old.id), new: Some(new.id), targets: Targets::Listed(targets), uncovered })
+        Ok(Plan {
+            kind,
+            old: Some(old.id),
+            new: Some(new.id),
+            targets: Targets::Listed(targets),
+            uncovered,
+            record_as: None,
+        })
     }
 
     /// For each listener: the names the old certificate served there that neither the new
@@ -453,14 +474,15 @@ impl Control {
         let hash = request_hash(operation, request);
         let mut applied_at = None;
         let submission = idempotent(&mut *tx, caller, token, &hash, |tx| {
-            let plan = plan(tx)?;
+            let mut plan = plan(tx)?;
+            let recorded = plan.record_as.take().unwrap_or_else(|| serde_json::to_value(request).unwrap_or_default());
             let job = NewJob {
                 account_id: caller.account_id,
                 kind: plan.kind,
                 old_cert_id: plan.old,
                 new_cert_id: plan.new,
                 client_token: token.map(str::to_string),
-                request: serde_json::to_value(request).unwrap_or_default(),
+                request: recorded,
             };
             // A bulk change is allowed only if every target is: checked before anything is written.
             let listed_for_check = match &plan.targets {

@@ -5,6 +5,8 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
+    #[error("data file: {0}")]
+    Io(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the database schema is version {found}, newer than this certbind ({supported}); upgrade certbind")]

@@ -52,11 +52,13 @@ pub struct ServerOptions {
     pub extra_args: Vec<String>,
     /// Use the fixed root credential and master key (most tests).
     pub fixed_credentials: bool,
+    /// Keep the server's log, at debug level, in this file.
+    pub debug_log: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { extra_args: Vec::new(), fixed_credentials: true }
+        ServerOptions { extra_args: Vec::new(), fixed_credentials: true, debug_log: None }
     }
 }
 
@@ -102,6 +104,10 @@ impl Server {
                 .env_remove("CERTBIND_MASTER_KEY")
                 .stdout(Stdio::piped())
                 .stderr(if std::env::var_os("CERTBIND_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+            if let Some(path) = &self.options.debug_log {
+                let log = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the log file");
+                command.env("RUST_LOG", "debug").stderr(log);
+            }
             if self.options.fixed_credentials {
                 command
                     .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
@@ -400,6 +406,11 @@ pub fn sdk_python() -> PathBuf {
 /// `CERTBIND_ACCESS_KEY_SECRET` (plus `env`), must exit 0, and prints a JSON object as its
 /// last line of output, which is returned.
 pub fn run_sdk_script(script: &str, server: &Server, env: &[(&str, &str)]) -> Value {
+    run_sdk_script_output(script, server, env).1
+}
+
+/// As `run_sdk_script`, also returning everything the script printed.
+pub fn run_sdk_script_output(script: &str, server: &Server, env: &[(&str, &str)]) -> (String, Value) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
     let mut command = Command::new(sdk_python());
     command
@@ -416,5 +427,7 @@ pub fn run_sdk_script(script: &str, server: &Server, env: &[(&str, &str)]) -> Va
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("{}");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed no JSON result ({e}):\n{stdout}"))
+    let result =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed no JSON result ({e}):\n{stdout}"));
+    (stdout.to_string(), result)
 }

@@ -11,8 +11,12 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] =
-    &[include_str!("schema.sql"), include_str!("schema_v2_access.sql"), include_str!("schema_v3_changes.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_v2_access.sql"),
+    include_str!("schema_v3_changes.sql"),
+    include_str!("schema_v4_sealed_requests.sql"),
+];
 
 pub struct SqliteStore {
     writer: FairMutex<Connection>,
@@ -26,6 +30,7 @@ impl SqliteStore {
     }
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        make_private(path)?;
         let writer = Self::connect(path)?;
         migrate(&writer)?;
         let reader = Self::connect(path)?;
@@ -39,10 +44,30 @@ impl SqliteStore {
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 10000;
+             PRAGMA secure_delete = ON;
              PRAGMA cache_size = -16384;",
         )?;
         Ok(conn)
     }
+}
+
+/// The database and its `-wal` and `-shm` files are readable by the owner only. SQLite
+/// gives the files it creates beside a database the database's own mode, so a new
+/// database is created empty with mode 0600 before SQLite opens it; an older one is
+/// narrowed to it.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(io)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = path.with_file_name(format!("{}{suffix}", path.file_name().unwrap_or_default().to_string_lossy()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(())
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
