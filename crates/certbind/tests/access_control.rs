@@ -220,3 +220,43 @@ fn cloud_vocabulary_policies_govern_sdk_calls() {
         "the entry names the refused listener: {entry}"
     );
 }
+
+#[test]
+fn only_the_operators_root_key_or_a_policy_allowing_it_creates_accounts() {
+    let w = world("access-accounts");
+    // A user without any policy, and one whose policies allow everything but accounts.
+    let (nobody, nobody_id, nobody_secret) = user(&w, "nobody", &[]);
+    let (ops, _, _) = user(&w, "ops", &[("lb1-only", lb1_only(&w))]);
+    for (who, client) in [("no policy", &nobody), ("lb1 only", &ops)] {
+        let (status, code) = error_code(client.post("/v1/accounts", &json!({"name": format!("minted-{}", who.len())})));
+        assert_eq!((status, code.as_str()), (403, "Forbidden"), "a user with {who} minted an account");
+    }
+    // The CLI says the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certbind"))
+        .args(["account", "create", "minted-by-cli"])
+        .env("CERTBIND_API", w.server.url())
+        .env("CERTBIND_ACCESS_KEY_ID", &nobody_id)
+        .env("CERTBIND_ACCESS_KEY_SECRET", &nobody_secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "certbind account create succeeded for a user without a policy");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Forbidden"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A policy that names the action lets a user do it; the root key always may.
+    let allow = json!({"Statement": [{"Effect": "Allow", "Action": ["certbind:CreateAccount"],
+        "Resource": ["crn:certbind::1:account/*"]}]});
+    let (admin, _, _) = user(&w, "admin", &[("accounts", allow)]);
+    let made = admin.post("/v1/accounts", &json!({"name": "tenant-a"})).unwrap();
+    let (tenant_key, tenant_secret) =
+        (made["access_key"]["key_id"].as_str().unwrap(), made["access_key"]["secret"].as_str().unwrap());
+    w.root.post("/v1/accounts", &json!({"name": "tenant-b"})).unwrap();
+
+    // Another account's root key may not, and refusals made nothing.
+    let tenant = w.server.client_with(tenant_key, tenant_secret);
+    let (status, code) = error_code(tenant.post("/v1/accounts", &json!({"name": "tenant-c"})));
+    assert_eq!((status, code.as_str()), (403, "Forbidden"));
+    let denied = w.root.get("/v1/audit-log?outcome=denied").unwrap();
+    let refused =
+        denied["items"].as_array().unwrap().iter().filter(|e| e["action"] == "certbind:POST /v1/accounts").count();
+    assert!(refused >= 3, "the refusals are audited: {denied}");
+}

@@ -47,6 +47,10 @@ pub enum Resource {
     Policy {
         name: String,
     },
+    /// An account of the operator's (which alone creates accounts).
+    Account {
+        name: String,
+    },
     /// Every object of a kind ("loadbalancer", "certificate", ...): lists and creation.
     All {
         kind: &'static str,
@@ -68,6 +72,7 @@ impl Resource {
             Resource::Job { id } => format!("crn:certbind::{a}:job/{id}"),
             Resource::User { name } => format!("crn:certbind::{a}:user/{name}"),
             Resource::Policy { name } => format!("crn:certbind::{a}:policy/{name}"),
+            Resource::Account { name } => format!("crn:certbind::{a}:account/{name}"),
             Resource::All { kind } => format!("crn:certbind:*:{a}:{kind}/*"),
         }
     }

@@ -10,6 +10,9 @@ use certbind_store::{StoredAccessKey, Tx};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+/// The account created at first start operates the server: only it creates accounts.
+pub const OPERATOR_ACCOUNT: AccountId = AccountId(1);
+
 /// Who is asking: the account every operation is scoped to, the key that signed, the
 /// principal behind the key, and the name the entry point gives the action (for
 /// policies written in a cloud's vocabulary, e.g. `alb:CreateListener`).
@@ -118,10 +121,17 @@ impl Control {
         Ok(Some(CreatedAccount { account, project, access_key }))
     }
 
-    /// A new account with its default project and first access key.
-    pub fn create_account(&self, name: &str) -> Result<CreatedAccount> {
+    /// A new account with its default project and first access key. Only the operator
+    /// account (the first one) makes accounts, and within it only a root key or a user
+    /// whose policies allow `certbind:CreateAccount`: a new account comes with a root key
+    /// of its own, so being able to make one is power over a whole tenant.
+    pub fn create_account(&self, caller: &crate::Caller, name: &str) -> Result<CreatedAccount> {
+        if caller.account_id != OPERATOR_ACCOUNT {
+            return Err(CoreError::Forbidden("only the operator account may create accounts".into()));
+        }
         check_name("name", name, 64)?;
         let mut tx = self.store().write()?;
+        self.authorize(&mut *tx, caller, "CreateAccount", &[Resource::Account { name: name.to_string() }])?;
         let (account, project) = self.create_account_in(&mut *tx, name)?;
         let access_key = self.mint_key(&mut *tx, account.id)?;
         tx.commit()?;

@@ -43,6 +43,6 @@ pub fn cloud_names(resource: &Resource, account: AccountId) -> Vec<String> {
         Resource::All { kind } => {
             vec![format!("acs:*:*:{a}:{kind}/*"), format!("qcs::*:*:uin/{a}:{kind}/*"), format!("ucs:*:*:{a}:{kind}/*")]
         }
-        Resource::Job { .. } | Resource::User { .. } | Resource::Policy { .. } => Vec::new(),
+        Resource::Job { .. } | Resource::User { .. } | Resource::Policy { .. } | Resource::Account { .. } => Vec::new(),
     }
 }

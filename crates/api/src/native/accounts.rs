@@ -4,12 +4,7 @@ use super::error::ApiError;
 use super::{created, ok, Authed};
 use axum::extract::Path;
 use axum::response::Response;
-use certbind_core::ids::AccountId;
-use certbind_core::CoreError;
 use serde::Deserialize;
-
-/// The account created at first start operates the server: only it may create accounts.
-const OPERATOR_ACCOUNT: AccountId = AccountId(1);
 
 pub async fn whoami(authed: Authed) -> Result<Response, ApiError> {
     let key_id = authed.caller.key_id.clone();
@@ -24,10 +19,7 @@ struct NameBody {
 
 pub async fn create_account(authed: Authed) -> Result<Response, ApiError> {
     let body: NameBody = authed.json()?;
-    if authed.caller.account_id != OPERATOR_ACCOUNT {
-        return Err(CoreError::Forbidden("only the operator account may create accounts".into()).into());
-    }
-    let account = authed.run(move |c, _| c.create_account(&body.name)).await?;
+    let account = authed.run(move |c, caller| c.create_account(caller, &body.name)).await?;
     Ok(created(account))
 }
 
