@@ -1,12 +1,12 @@
 //! `certbind`: the server (`certbind serve`) and a CLI client for every operation.
 
+mod serve_cmd;
 mod table;
 
 use certbind::client::{Client, ClientError};
-use certbind::serve::{serve, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: control plane, data plane and API.
-    Serve(ServeArgs),
+    Serve(serve_cmd::ServeArgs),
     /// Your account and (operator only) new accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -145,33 +145,6 @@ enum AuditCmd {
         #[arg(long)]
         action: Option<String>,
     },
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[arg(long, default_value = "./certbind-data")]
-    data_dir: PathBuf,
-    #[arg(long, default_value = "127.0.0.1:7480")]
-    api_addr: SocketAddr,
-    /// Where listeners bind their ports (unless their load balancer has its own address).
-    #[arg(long, default_value = "0.0.0.0")]
-    listen_ip: IpAddr,
-    /// Region for requests that carry none.
-    #[arg(long, default_value = "local")]
-    default_region: String,
-    /// Additional (SNI) certificates allowed per load balancer.
-    #[arg(long, default_value_t = 25)]
-    max_additional_certs_per_lb: u32,
-    /// Seconds in-flight connections get to finish at shutdown.
-    #[arg(long, default_value_t = 10)]
-    drain_timeout_secs: u64,
-    /// Job targets applied per store transaction (larger is faster, smaller commits progress more often).
-    #[arg(long, default_value_t = 20000)]
-    apply_batch: u64,
-    /// Seconds a listener may fail to load what it should serve before its pending changes
-    /// are rolled back to what it serves and their targets fail.
-    #[arg(long, default_value_t = 60)]
-    lagging_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -419,7 +392,7 @@ enum JobCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = cli.command {
-        return run_server(args);
+        return serve_cmd::run(args);
     }
     let client = match Client::from_env(cli.api.as_deref()) {
         Ok(client) => client,
@@ -441,40 +414,6 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_server(args: ServeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let options = ServeOptions {
-        data_dir: args.data_dir,
-        api_addr: args.api_addr,
-        listen_ip: args.listen_ip,
-        default_region: args.default_region,
-        max_additional_per_lb: args.max_additional_certs_per_lb,
-        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
-        apply_batch: args.apply_batch.max(1),
-        lagging_timeout: Duration::from_secs(args.lagging_timeout_secs.max(1)),
-    };
-    match runtime.block_on(serve(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

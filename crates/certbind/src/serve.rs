@@ -6,6 +6,7 @@ use certbind_control::{Control, ControlConfig};
 use certbind_core::ids::ListenerId;
 use certbind_core::secret::MasterKey;
 use certbind_core::serving::{ListenerRuntime, ServingSource};
+use certbind_dataplane::admission::{Admission, ConnectionLimits};
 use certbind_dataplane::{DataPlane, DataPlaneConfig};
 use certbind_store::SqliteStore;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,9 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     pub apply_batch: u64,
     pub lagging_timeout: Duration,
+    /// Connection caps and deadlines; `max_connections` 0 means "as many as the open-file
+    /// limit allows".
+    pub limits: ConnectionLimits,
 }
 
 #[derive(Debug, Error)]
@@ -128,16 +132,26 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shutdown = move || {
-        let mut rx = shutdown_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
+    let shutdown = {
+        let shutdown_rx = shutdown_rx.clone();
+        move || {
+            let mut rx = shutdown_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
         }
     };
 
+    let admission = Admission::new(crate::open_files::fit_limits(options.limits.clone()));
     let source: Arc<dyn ServingSource> = Arc::new(control.clone());
-    let dataplane =
-        DataPlane::new(DataPlaneConfig { listen_ip: options.listen_ip, drain_timeout: options.drain_timeout }, source);
+    let dataplane = DataPlane::new(
+        DataPlaneConfig {
+            listen_ip: options.listen_ip,
+            drain_timeout: options.drain_timeout,
+            admission: admission.clone(),
+        },
+        source,
+    );
     let served = dataplane.served_revision();
     let dataplane_task = tokio::spawn(dataplane.clone().run(control.committed_revisions(), shutdown()));
     let lagging: certbind_control::LaggingListeners = {
@@ -170,9 +184,14 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         }
     });
 
-    let app = certbind_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let api = axum::serve(listener, app).with_graceful_shutdown(shutdown());
-    let api_task = tokio::spawn(async move { api.await });
+    let app = certbind_api::router(state);
+    let api_task = tokio::spawn(crate::api_server::serve_api(
+        listener,
+        app,
+        admission,
+        shutdown_rx.clone(),
+        options.drain_timeout,
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down");

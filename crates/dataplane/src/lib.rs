@@ -28,6 +28,7 @@
 //! certificate never changes once stored, so an unloadable one would stall every job of
 //! every listener until someone unbound it.
 
+pub mod admission;
 mod backends;
 mod certcache;
 mod certids;
@@ -60,6 +61,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use admission::Admission;
 use backends::{HealthTable, QUARANTINE};
 use certcache::CertCache;
 use metrics::MetricsRegistry;
@@ -67,8 +69,6 @@ use snapshot::{BuildOutcome, Snapshot};
 use sockets::{Sockets, STATE_SERVING};
 use upstream::HttpPool;
 
-/// How long an HTTP client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retry delays after a failed or partial build.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -81,6 +81,8 @@ pub struct DataPlaneConfig {
     pub listen_ip: IpAddr,
     /// How long stopped listeners (and shutdown) let open connections finish.
     pub drain_timeout: Duration,
+    /// The connection table and its limits, shared with the API.
+    pub admission: Arc<Admission>,
 }
 
 /// What the accept loops, handshakes and requests share with the run loop.
@@ -91,6 +93,7 @@ pub(crate) struct Shared {
     pub(crate) health: HealthTable,
     pub(crate) http_pool: Arc<HttpPool>,
     pub(crate) http_server: auto::Builder<TokioExecutor>,
+    pub(crate) admission: Arc<Admission>,
     pub(crate) runtime: Mutex<HashMap<ListenerId, ListenerRuntime>>,
 }
 
@@ -110,10 +113,29 @@ impl std::fmt::Debug for DataPlane {
     }
 }
 
+/// The HTTP/1.1 and HTTP/2 server every HTTP listener (and the API) runs connections
+/// with: header read deadline, one header limit for both versions, PING liveness for
+/// HTTP/2. Idle connections are closed by admission, not here.
+pub fn http_server(limits: &admission::ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's smallest read buffer is 8 KiB; headers must fit in it whole.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.http2_ping_interval))
+        .keep_alive_timeout(limits.http2_ping_interval)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
 impl DataPlane {
     pub fn new(config: DataPlaneConfig, source: Arc<dyn ServingSource>) -> Arc<Self> {
-        let mut http_server = auto::Builder::new(TokioExecutor::new());
-        http_server.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        let http_server = http_server(config.admission.limits());
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
@@ -121,6 +143,7 @@ impl DataPlane {
             health: HealthTable::new(QUARANTINE),
             http_pool: Arc::new(HttpPool::default()),
             http_server,
+            admission: config.admission.clone(),
             runtime: Mutex::new(HashMap::new()),
         });
         let (served, _) = watch::channel(-1);
@@ -321,6 +344,8 @@ impl DataPlane {
         let runtime = self.shared.runtime.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let snapshot = self.shared.snapshot.load();
         let served = *self.served.borrow();
-        self.shared.metrics.render(&snapshot, served, &runtime)
+        let mut text = self.shared.metrics.render(&snapshot, served, &runtime);
+        self.shared.admission.render_metrics(&mut text);
+        text
     }
 }

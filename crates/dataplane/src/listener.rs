@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Activity, Closed, Group, Touching};
 use crate::backends::BackendSet;
 use crate::counted::Counted;
 use crate::metrics::{HandshakeFailure, ListenerMetrics};
@@ -24,9 +25,6 @@ use crate::proxy::{self, Scheme};
 use crate::tls::classify_handshake_error;
 use crate::Shared;
 
-/// A client that opens a connection and never finishes the handshake must not hold a
-/// slot for ever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after an accept error (typically out of file descriptors) instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -53,7 +51,8 @@ impl ListenerTask {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let deadline = self.shared.admission.limits().handshake_timeout;
+        match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 self.metrics.handshakes.fetch_add(1, Ordering::Relaxed);
                 Some(tls)
@@ -124,29 +123,44 @@ pub(crate) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// One client connection, in a slot of the connection table: it ends when its work is
+/// done, or when admission closes it (evicted for a newcomer, or idle too long).
 async fn serve_connection(task: Arc<ListenerTask>, tcp: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
+    let Some(slot) = task.shared.admission.admit(Group::Listener(task.id)) else {
+        tracing::debug!(listener = %task.id, %peer, "connection refused: every connection is busy");
+        return;
+    };
     let _active = task.metrics.connection_opened();
     let _ = tcp.set_nodelay(true);
     let stream = Counted::new(tcp, task.metrics.clone());
-    match (task.protocol, task.tls.clone()) {
-        (Protocol::Https, Some(acceptor)) => {
-            if let Some(tls) = task.handshake(&acceptor, stream).await {
-                serve_http(task, tls, peer, Scheme::Https, stop).await;
+    let activity = slot.activity.clone();
+    let work = async move {
+        match (task.protocol, task.tls.clone()) {
+            (Protocol::Https, Some(acceptor)) => {
+                if let Some(tls) = task.handshake(&acceptor, stream).await {
+                    serve_http(task, tls, peer, Scheme::Https, stop, activity).await;
+                }
             }
-        }
-        (Protocol::TcpSsl, Some(acceptor)) => {
-            if let Some(tls) = task.handshake(&acceptor, stream).await {
+            (Protocol::TcpSsl, Some(acceptor)) => {
+                if let Some(tls) = task.handshake(&acceptor, stream).await {
+                    let backends = task.backends();
+                    proxy::forward_stream(&task.shared, backends, Touching::new(tls, activity)).await;
+                }
+            }
+            (Protocol::Http, _) => serve_http(task, stream, peer, Scheme::Http, stop, activity).await,
+            (Protocol::Tcp, _) => {
                 let backends = task.backends();
-                proxy::forward_stream(&task.shared, backends, tls).await;
+                proxy::forward_stream(&task.shared, backends, Touching::new(stream, activity)).await;
             }
+            // Never bound (see sockets); nothing to do if it ever gets here.
+            _ => {}
         }
-        (Protocol::Http, _) => serve_http(task, stream, peer, Scheme::Http, stop).await,
-        (Protocol::Tcp, _) => {
-            let backends = task.backends();
-            proxy::forward_stream(&task.shared, backends, stream).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        closed = slot.closed() => {
+            tracing::debug!(%peer, evicted = (closed == Closed::Evicted), "connection closed by admission");
         }
-        // Never bound (see sockets); nothing to do if it ever gets here.
-        _ => {}
     }
 }
 
@@ -158,16 +172,19 @@ async fn serve_http<S>(
     peer: SocketAddr,
     scheme: Scheme,
     mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service_task = task.clone();
     let service = service_fn(move |request| {
         let task = service_task.clone();
+        // In flight from here to the response's last byte (the body holds the guard).
+        let busy = activity.begin_request();
         async move {
             let backends = task.backends();
             let response = proxy::forward_request(&task.shared, backends, request, peer, scheme).await;
-            Ok::<_, Infallible>(response)
+            Ok::<_, Infallible>(proxy::holding(response, busy))
         }
     });
     let connection = task.shared.http_server.serve_connection(TokioIo::new(io), service);

@@ -129,6 +129,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The response with `guard` kept alive until its body is done (or dropped).
+pub(crate) fn holding<G: Send + Sync + 'static>(response: Response<ProxyBody>, guard: G) -> Response<ProxyBody> {
+    response.map(|body| {
+        body.map_frame(move |frame| {
+            let _kept = &guard;
+            frame
+        })
+        .boxed()
+    })
+}
+
 pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     let body = Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed();
     let mut response = Response::new(body);

@@ -54,11 +54,13 @@ pub struct ServerOptions {
     pub fixed_credentials: bool,
     /// Keep the server's log, at debug level, in this file.
     pub debug_log: Option<PathBuf>,
+    /// Run the server under this open-file limit, soft and hard (as `ulimit -n`).
+    pub open_files: Option<u64>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { extra_args: Vec::new(), fixed_credentials: true, debug_log: None }
+        ServerOptions { extra_args: Vec::new(), fixed_credentials: true, debug_log: None, open_files: None }
     }
 }
 
@@ -104,6 +106,13 @@ impl Server {
                 .env_remove("CERTBIND_MASTER_KEY")
                 .stdout(Stdio::piped())
                 .stderr(if std::env::var_os("CERTBIND_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+            if let Some(limit) = self.options.open_files {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: only an async-signal-safe setrlimit call between fork and exec.
+                unsafe {
+                    command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+                }
+            }
             if let Some(path) = &self.options.debug_log {
                 let log = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the log file");
                 command.env("RUST_LOG", "debug").stderr(log);
@@ -364,6 +373,19 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// A client config that accepts any server certificate and offers `alpn`.
+pub fn any_server_client_config(alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
 }
 
 /// Handshakes with `127.0.0.1:port` sending `sni` and returns the presented chain (DER).

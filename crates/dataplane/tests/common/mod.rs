@@ -297,7 +297,9 @@ impl Harness {
 
     pub async fn start_with(drain_timeout: Duration) -> Harness {
         let source = Arc::new(TestSource::default());
-        let dataplane = DataPlane::new(DataPlaneConfig { listen_ip: LOCALHOST, drain_timeout }, source.clone());
+        let admission = certbind_dataplane::admission::Admission::new(Default::default());
+        let dataplane =
+            DataPlane::new(DataPlaneConfig { listen_ip: LOCALHOST, drain_timeout, admission }, source.clone());
         let (committed, committed_rx) = watch::channel(0);
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let run = tokio::spawn(dataplane.clone().run(committed_rx, async move {
