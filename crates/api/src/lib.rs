@@ -8,7 +8,7 @@ pub mod dialects;
 mod native;
 mod request_id;
 
-pub use auth::{sign_native_request, NATIVE_AUTH_SCHEME};
+pub use auth::{sign_native_request, Signed, NATIVE_AUTH_SCHEME, NONCE_HEADER};
 
 use axum::extract::State;
 use axum::http::StatusCode;

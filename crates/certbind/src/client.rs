@@ -1,6 +1,6 @@
 //! A client for the native API, signing each request with an access key.
 
-use certbind_api::{sign_native_request, NATIVE_AUTH_SCHEME};
+use certbind_api::{sign_native_request, Signed, NATIVE_AUTH_SCHEME, NONCE_HEADER};
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;
@@ -84,7 +84,9 @@ impl Client {
     pub fn call_raw(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Value, ClientError> {
         let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
         let date = certbind_core::now_unix();
-        let authorization = sign_native_request(&self.key_id, &self.secret, method, path_only, query, date, &body);
+        let nonce = new_nonce();
+        let signed = Signed { method, path: path_only, query, date, nonce: &nonce, body: &body };
+        let authorization = sign_native_request(&self.key_id, &self.secret, &signed);
         debug_assert!(authorization.starts_with(NATIVE_AUTH_SCHEME));
         let url = format!("{}{}", self.base, path);
         let request = ureq::http::Request::builder()
@@ -92,6 +94,7 @@ impl Client {
             .uri(&url)
             .header("authorization", authorization)
             .header("x-certbind-date", date.to_string())
+            .header(NONCE_HEADER, nonce.as_str())
             .header("content-type", "application/json")
             .body(body)
             .map_err(|e| ClientError::Config(e.to_string()))?;
@@ -118,4 +121,13 @@ impl Client {
             request_id: error["request_id"].as_str().unwrap_or("").to_string(),
         })
     }
+}
+
+/// 16 random bytes, hex: a request's nonce.
+fn new_nonce() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    // The system generator does not fail on Linux; a fixed nonce would only be refused.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    hex::encode(bytes)
 }

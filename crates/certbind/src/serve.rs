@@ -27,6 +27,8 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     pub apply_batch: u64,
     pub lagging_timeout: Duration,
+    /// How long requests signed without a time (UCloud) are remembered against replays.
+    pub untimed_replay_window: Duration,
     /// Connection caps and deadlines; `max_connections` 0 means "as many as the open-file
     /// limit allows".
     pub limits: ConnectionLimits,
@@ -114,6 +116,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         max_additional_per_lb: options.max_additional_per_lb,
         apply_batch: options.apply_batch,
         lagging_timeout: options.lagging_timeout,
+        untimed_replay_window: options.untimed_replay_window,
         ..ControlConfig::default()
     };
     let control = Control::new(Arc::new(store), master, config)?;

@@ -56,6 +56,10 @@ pub(crate) struct ServeArgs {
     /// Request header bytes allowed, for HTTP/1.1 and HTTP/2 alike.
     #[arg(long, default_value_t = 64 * 1024)]
     max_header_bytes: usize,
+    /// Seconds a UCloud request (whose signature carries no time) is remembered; a write
+    /// sent again within them is refused as a replay. 0 remembers none.
+    #[arg(long, default_value_t = 300)]
+    ucloud_replay_window_secs: u64,
     /// Log lines as text (coloured only on a terminal) or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -96,6 +100,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         apply_batch: args.apply_batch.max(1),
         lagging_timeout: secs(args.lagging_timeout_secs),
+        untimed_replay_window: Duration::from_secs(args.ucloud_replay_window_secs),
         limits: ConnectionLimits {
             max_connections: args.max_connections,
             max_connections_per_listener: args.max_connections_per_listener.max(1),

@@ -10,6 +10,7 @@ mod idempotency;
 mod jobs;
 mod listener_replace;
 mod load_balancers;
+mod replay;
 mod runner;
 mod serving;
 
@@ -22,6 +23,7 @@ pub use bindings::{
 pub use certificates::{DuplicatePolicy, UploadOutcome, UploadRequest};
 pub use listener_replace::ListenerReplaceRequest;
 pub use load_balancers::{CreateListenerRequest, CreateLoadBalancerRequest, ListenerDetail};
+pub use replay::Seen;
 pub use runner::LaggingListeners;
 
 use certbind_core::secret::MasterKey;
@@ -44,6 +46,9 @@ pub struct ControlConfig {
     /// How long a listener may keep failing to load what it should serve before its
     /// pending changes are rolled back to what it does serve, their targets failed.
     pub lagging_timeout: std::time::Duration,
+    /// How long a signed request that carries no time (UCloud's) is remembered, and a
+    /// write sent again within it refused as a replay; zero remembers none.
+    pub untimed_replay_window: std::time::Duration,
 }
 
 impl Default for ControlConfig {
@@ -54,6 +59,7 @@ impl Default for ControlConfig {
             max_certs_per_request: 15,
             apply_batch: 20000,
             lagging_timeout: std::time::Duration::from_secs(60),
+            untimed_replay_window: std::time::Duration::from_secs(300),
         }
     }
 }

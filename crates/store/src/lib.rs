@@ -20,4 +20,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// A read-only view (it may run concurrently with a writer).
     fn read(&self) -> Result<Box<dyn Tx + '_>, StoreError>;
+
+    /// Remembers a signed request (`key` within `scope`, asking for `action`) until
+    /// `expires_at`, durably and atomically across every node of the store, and says
+    /// whether it was seen before, unexpired, at `now`.
+    fn remember_request(
+        &self,
+        scope: &str,
+        key: &str,
+        action: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<SeenRequest, StoreError>;
+}
+
+/// What [`Store::remember_request`] knew of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenRequest {
+    /// Never seen (or forgotten since it expired): now remembered.
+    New,
+    /// Seen before (first at `seen_at`, unix seconds), asking for the same action.
+    SameAction { seen_at: i64 },
+    /// Seen before, asking for another action: its signature does not cover the action.
+    OtherAction { seen_at: i64 },
 }

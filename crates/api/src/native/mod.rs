@@ -9,7 +9,7 @@ pub mod error;
 mod jobs;
 mod load_balancers;
 
-use crate::auth::{self, SignedRequest, DATE_HEADER};
+use crate::auth::{self, SignedRequest, DATE_HEADER, NONCE_HEADER};
 use crate::body::{read_limited, BodyError};
 use crate::{ApiState, MAX_BODY_BYTES};
 use axum::body::Bytes;
@@ -109,6 +109,7 @@ impl FromRequest<ApiState> for Authed {
         let header_text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let authorization = header_text(header::AUTHORIZATION.as_str());
         let date = header_text(DATE_HEADER);
+        let nonce = header_text(NONCE_HEADER);
         let method = parts.method.to_string();
         // Signed over the path as sent: the nested router strips the `/v1` prefix.
         let uri =
@@ -122,6 +123,7 @@ impl FromRequest<ApiState> for Authed {
                 &SignedRequest {
                     authorization: authorization.as_deref(),
                     date: date.as_deref(),
+                    nonce: nonce.as_deref(),
                     method: &method,
                     path: &path,
                     query: &query,

@@ -3,9 +3,10 @@
 
 mod fair;
 mod rows;
+mod seen;
 mod tx;
 
-use crate::{Store, StoreError, Tx};
+use crate::{SeenRequest, Store, StoreError, Tx};
 use fair::FairMutex;
 use rusqlite::Connection;
 use std::path::Path;
@@ -16,11 +17,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2_access.sql"),
     include_str!("schema_v3_changes.sql"),
     include_str!("schema_v4_sealed_requests.sql"),
+    include_str!("schema_v5_replay.sql"),
 ];
 
 pub struct SqliteStore {
     writer: FairMutex<Connection>,
     reader: FairMutex<Connection>,
+    seen: seen::SeenRequests,
 }
 
 impl SqliteStore {
@@ -34,7 +37,8 @@ impl SqliteStore {
         let writer = Self::connect(path)?;
         migrate(&writer)?;
         let reader = Self::connect(path)?;
-        Ok(SqliteStore { writer: FairMutex::new(writer), reader: FairMutex::new(reader) })
+        let seen = seen::SeenRequests::new(Self::connect(path)?)?;
+        Ok(SqliteStore { writer: FairMutex::new(writer), reader: FairMutex::new(reader), seen })
     }
 
     fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -92,5 +96,16 @@ impl Store for SqliteStore {
     fn read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
         let guard = self.reader.lock();
         Ok(Box::new(tx::SqliteTx::begin(guard, "BEGIN")?))
+    }
+
+    fn remember_request(
+        &self,
+        scope: &str,
+        key: &str,
+        action: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<SeenRequest, StoreError> {
+        self.seen.remember(scope, key, action, expires_at, now)
     }
 }

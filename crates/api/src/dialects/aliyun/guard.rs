@@ -1,6 +1,6 @@
-//! Per-node request guards: the signature nonce cache (a nonce is refused while its
-//! timestamp window lasts), per account and action throttling (`Throttling.User`), and a
-//! bound on requests in flight (`SystemBusy`).
+//! Per-node request guards: per account and action throttling (`Throttling.User`), and a
+//! bound on requests in flight (`SystemBusy`). Nonces are remembered in the store
+//! (`Control::judge_replay`), for every node and across restarts.
 //!
 //! Tunable through the environment (read once):
 //! - `CERTBIND_ALIYUN_THROTTLE=<requests>/<seconds>` (default `200/60`, as the ALB
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a signed request stays valid either side of now, and so how long a nonce is
-/// remembered.
+/// How long a signed request stays valid either side of now, and so how long its nonce
+/// is remembered past its timestamp.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 struct Limits {
@@ -36,29 +36,6 @@ fn limits() -> &'static Limits {
             std::env::var("CERTBIND_ALIYUN_MAX_IN_FLIGHT").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(256);
         Limits { throttle_requests, throttle_window, max_in_flight }
     })
-}
-
-/// Remembers `(key id, nonce)` pairs; true when the pair is new.
-pub fn fresh_nonce(key_id: &str, nonce: &str) -> bool {
-    static SEEN: OnceLock<Mutex<(HashMap<String, Instant>, Instant)>> = OnceLock::new();
-    let seen = SEEN.get_or_init(|| Mutex::new((HashMap::new(), Instant::now())));
-    let mut guard = seen.lock().unwrap_or_else(|p| p.into_inner());
-    let (map, last_prune) = &mut *guard;
-    let now = Instant::now();
-    // Timestamps may be up to WINDOW in the future, so keep nonces for twice as long.
-    let keep = WINDOW * 2;
-    if now.duration_since(*last_prune) > Duration::from_secs(30) || map.len() > 200_000 {
-        map.retain(|_, at| now.duration_since(*at) < keep);
-        *last_prune = now;
-    }
-    let key = format!("{key_id}\n{nonce}");
-    match map.get(&key) {
-        Some(at) if now.duration_since(*at) < keep => false,
-        _ => {
-            map.insert(key, now);
-            true
-        }
-    }
 }
 
 /// Per (account, product:action): when the current window started and how many requests

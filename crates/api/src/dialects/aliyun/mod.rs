@@ -24,7 +24,7 @@ use crate::ApiState;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use certbind_control::{Caller, Control};
+use certbind_control::{Caller, Control, Seen};
 use errors::{AliError, AliResult};
 use params::Params;
 use serde_json::Value;
@@ -195,7 +195,15 @@ async fn serve(
     if nonce.len() > 128 {
         return Err(AliError::illegal("SignatureNonce", "at most 128 characters"));
     }
-    if !guard::fresh_nonce(&claim.key_id, nonce) {
+    // A nonce is remembered in the store for as long as its timestamp is valid: a
+    // captured request is refused after a restart and on every node.
+    let (control, key) = (state.control.clone(), format!("{}\n{nonce}", claim.key_id));
+    let valid_until = at + guard::WINDOW.as_secs() as i64;
+    let seen = tokio::task::spawn_blocking(move || control.seen_request("aliyun-nonce", &key, "", valid_until))
+        .await
+        .map_err(|_| AliError::system_busy())?
+        .map_err(|e| errors::from_core(product.unwrap_or(Product::Alb), e))?;
+    if seen != Seen::First {
         return Err(AliError::new(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }
 

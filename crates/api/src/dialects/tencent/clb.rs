@@ -15,6 +15,10 @@ use certbind_core::model::*;
 use certbind_store::{ListenerFilter, LoadBalancerFilter};
 use serde_json::{json, Value};
 
+/// The actions of this service that change something (the rest only read).
+pub const WRITES: &[&str] =
+    &["CreateLoadBalancer", "DeleteLoadBalancer", "CreateListener", "ModifyListener", "DeleteListener"];
+
 pub fn dispatch(action: &str, ctx: &Ctx) -> TcResult<Answer> {
     match action {
         "CreateLoadBalancer" => create_load_balancer(ctx),

@@ -18,7 +18,7 @@ use super::DialectRequest;
 use crate::ApiState;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use certbind_control::{Caller, Control};
+use certbind_control::{Caller, Control, Seen};
 use certbind_core::ids::AccountId;
 use errors::{TcError, TcResult};
 use params::Params;
@@ -97,6 +97,7 @@ fn process(control: &Control, request: &DialectRequest, request_id: &str) -> TcR
     if incoming.action.is_empty() {
         return Err(TcError::missing("Action"));
     }
+    refuse_replay(control, &incoming)?;
     // Policies name this action in Tencent's vocabulary (`ssl:UpdateCertificateInstance`).
     let service = if incoming.version == SSL_VERSION { "ssl" } else { "clb" };
     let caller = caller.acting_as(format!("{service}:{}", incoming.action));
@@ -124,6 +125,45 @@ fn process(control: &Control, request: &DialectRequest, request_id: &str) -> TcR
             ),
         )),
     }
+}
+
+/// Seconds after a TC3 signature first arrived in which it may still name another write.
+const SAME_SECOND_GRACE: i64 = 2;
+
+/// A signed request is served once. A legacy request has a nonce: any repeat is a
+/// replay. TC3 has none, and the SDK signs neither `X-TC-Action` nor `X-TC-Version`: two
+/// honest requests with the same body in the same second carry the same signature, and
+/// a captured one can be re-sent naming another action. So under a signature seen
+/// before:
+/// - a read may be asked for again (what an honest client repeats, and what a captured
+///   read already disclosed);
+/// - `UpdateCertificateInstance` may be sent again (its document says to call it again
+///   with the same parameters until it returns a record; a repeat starts no second task);
+/// - another write is allowed only within [`SAME_SECOND_GRACE`] of the signature's first
+///   arrival (an honest client's two requests of one second: an attacker would have to
+///   re-send a request within that instant), never as the same write again.
+fn refuse_replay(control: &Control, incoming: &signature::Incoming) -> TcResult<()> {
+    let identity = incoming.replay_identity();
+    let action = format!("{}:{}", incoming.version, incoming.action);
+    let seen = control
+        .seen_request(identity.scope, &identity.key, &action, identity.valid_until)
+        .map_err(errors::from_core)?;
+    // An action served here that changes something; anything else changes nothing.
+    let write = ssl::WRITES.contains(&incoming.action.as_str()) || clb::WRITES.contains(&incoming.action.as_str());
+    let read = !write;
+    let allowed = match seen {
+        Seen::First => true,
+        _ if identity.has_nonce => false,
+        Seen::SameAction { .. } => read || incoming.action == "UpdateCertificateInstance",
+        Seen::OtherAction { age } => read || age <= SAME_SECOND_GRACE,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(TcError::auth(
+        "AuthFailure.SignatureExpire",
+        "this signed request was already received (a replay); sign the request again",
+    ))
 }
 
 pub fn invalid_action(action: &str) -> TcError {

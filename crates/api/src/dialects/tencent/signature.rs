@@ -23,7 +23,19 @@ pub struct Incoming {
     pub region: Option<String>,
     params: Params,
     pub secret_id: String,
+    /// Unix seconds the request was signed at.
+    pub timestamp: i64,
     check: Check,
+}
+
+/// What identifies one signed request, for replay refusal.
+pub struct ReplayIdentity {
+    pub scope: &'static str,
+    pub key: String,
+    /// The last second the request would be accepted at.
+    pub valid_until: i64,
+    /// A legacy request has a nonce of its own: no honest client sends it twice.
+    pub has_nonce: bool,
 }
 
 /// Where the action's parameters are, parsed only once the signature holds (so an
@@ -37,7 +49,7 @@ enum Params {
 
 enum Check {
     Tc3 { date: String, service: String, string_to_sign: String, given: String },
-    Legacy { sha1: bool, string_to_sign: String, given: String },
+    Legacy { sha1: bool, string_to_sign: String, given: String, nonce: String },
 }
 
 /// Common parameters of the legacy form, not passed to the action.
@@ -143,6 +155,7 @@ fn read_tc3(request: &DialectRequest, authorization: &str) -> TcResult<Incoming>
         region: request.header("x-tc-region").filter(|r| !r.is_empty()).map(str::to_string),
         params,
         secret_id: secret_id.to_string(),
+        timestamp,
         check: Check::Tc3 {
             date: date.to_string(),
             service: service.to_string(),
@@ -173,6 +186,9 @@ fn read_legacy(request: &DialectRequest) -> TcResult<Incoming> {
         .and_then(|t| t.trim().parse().ok())
         .ok_or_else(|| invalid("Timestamp is missing or not unix seconds"))?;
     check_skew(timestamp)?;
+    let nonce = get("Nonce")
+        .filter(|n| !n.is_empty() && n.len() <= 64)
+        .ok_or_else(|| invalid("Nonce is missing or longer than 64 characters"))?;
     let mut signed: Vec<(String, String)> =
         pairs.iter().filter(|(k, _)| k != "Signature").map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
     signed.sort();
@@ -192,7 +208,8 @@ fn read_legacy(request: &DialectRequest) -> TcResult<Incoming> {
         region: get("Region").filter(|r| !r.is_empty()),
         params: Params::Legacy(business),
         secret_id,
-        check: Check::Legacy { sha1, string_to_sign, given },
+        timestamp,
+        check: Check::Legacy { sha1, string_to_sign, given, nonce },
     })
 }
 
@@ -211,6 +228,26 @@ fn hmac256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 impl Incoming {
+    /// The nonce where the request has one (legacy), else the signature itself (TC3),
+    /// valid for as long as the timestamp is.
+    pub fn replay_identity(&self) -> ReplayIdentity {
+        let valid_until = self.timestamp + MAX_SKEW_SECONDS;
+        match &self.check {
+            Check::Tc3 { given, .. } => ReplayIdentity {
+                scope: "tencent-tc3",
+                key: format!("{}\n{given}", self.secret_id),
+                valid_until,
+                has_nonce: false,
+            },
+            Check::Legacy { nonce, .. } => ReplayIdentity {
+                scope: "tencent-nonce",
+                key: format!("{}\n{nonce}", self.secret_id),
+                valid_until,
+                has_nonce: true,
+            },
+        }
+    }
+
     /// The action's parameters as one JSON object (call after [`Incoming::verify`]).
     pub fn params(&self, request: &DialectRequest) -> TcResult<Map<String, Value>> {
         match &self.params {
@@ -235,7 +272,7 @@ impl Incoming {
                 let expected = hex::encode(hmac256(&secret_signing, string_to_sign.as_bytes()));
                 constant_time_eq(expected.as_bytes(), given.as_bytes())
             }
-            Check::Legacy { sha1, string_to_sign, given } => {
+            Check::Legacy { sha1, string_to_sign, given, .. } => {
                 let algorithm = if *sha1 { hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY } else { hmac::HMAC_SHA256 };
                 let tag = hmac::sign(&hmac::Key::new(algorithm, secret.as_bytes()), string_to_sign.as_bytes());
                 let expected = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
@@ -271,6 +308,7 @@ mod tests {
             region: None,
             params: Params::Tc3,
             secret_id: "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE".into(),
+            timestamp: 1700000000,
             check: Check::Tc3 {
                 date: "2023-11-14".into(),
                 service: "ssl".into(),

@@ -25,6 +25,15 @@ const DETAIL_FACTOR: i64 = 10_000_000;
 const EXPIRING_WINDOW: i64 = 30 * 86400;
 const ROLLBACK_LABEL: &str = "tc-rollback:";
 
+/// The actions of this service that change something (the rest only read).
+pub const WRITES: &[&str] = &[
+    "UploadCertificate",
+    "DeleteCertificate",
+    "UpdateCertificateInstance",
+    "UpdateCertificateRecordRetry",
+    "UpdateCertificateRecordRollback",
+];
+
 pub fn dispatch(action: &str, ctx: &Ctx) -> TcResult<Answer> {
     match action {
         "UploadCertificate" => upload_certificate(ctx),

@@ -4,7 +4,7 @@
 
 use super::errors::{self, UError};
 use super::params::Params;
-use certbind_control::{Caller, Control};
+use certbind_control::{Caller, Control, Seen};
 use certbind_core::secret::constant_time_eq;
 use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
 use std::collections::BTreeMap;
@@ -41,7 +41,32 @@ pub fn authenticate(control: &Control, params: &Params) -> Result<Caller, UError
             "Signature does not verify: sign the sorted parameters with the private key of this public key",
         ));
     }
+    refuse_replay(control, public_key, &expected, params.get("Action").unwrap_or(""))?;
     Ok(caller)
+}
+
+/// UCloud's signature covers every parameter (the action too) but no time and no nonce,
+/// so the same request always has the same signature. It is remembered for the
+/// configured window: a read may be asked again (its signature cannot become another
+/// action), a write sent again within the window is refused as a replay.
+fn refuse_replay(control: &Control, public_key: &str, signature: &str, action: &str) -> Result<(), UError> {
+    let window = control.config().untimed_replay_window.as_secs() as i64;
+    if window == 0 {
+        return Ok(());
+    }
+    let read = action.starts_with("Describe") || action.starts_with("Get");
+    let key = format!("{public_key}\n{signature}");
+    let valid_until = certbind_core::now_unix() + window;
+    match control.seen_request("ucloud-signature", &key, action, valid_until)? {
+        Seen::First => Ok(()),
+        Seen::SameAction { .. } | Seen::OtherAction { .. } if read => Ok(()),
+        Seen::SameAction { .. } | Seen::OtherAction { .. } => Err(UError::new(
+            errors::BAD_SIGNATURE,
+            format!(
+                "this signed request was already received (a replay): {action} is refused when sent again within {window} s"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
