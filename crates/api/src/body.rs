@@ -6,7 +6,13 @@ use http_body_util::BodyExt;
 
 #[derive(Debug)]
 pub enum BodyError {
-    TooLarge,
+    /// Over the limit. Kept are the body's first `limit` bytes and its last
+    /// [`TAIL_KEPT`]: enough to tell which dialect is speaking (an SDK may put its common
+    /// parameters first or last), so it is refused in that dialect's own envelope.
+    TooLarge {
+        head: Bytes,
+        tail: Bytes,
+    },
     Unreadable(String),
 }
 
@@ -16,23 +22,32 @@ pub enum BodyError {
 /// the connection is closed regardless.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
+/// How much of an oversized body's end is kept.
+pub const TAIL_KEPT: usize = 8 * 1024;
+
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut body = body;
     let mut kept: Vec<u8> = Vec::new();
+    let mut tail: Vec<u8> = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
         seen += data.len();
         if seen > DRAIN_LIMIT {
-            return Err(BodyError::TooLarge);
+            return Err(BodyError::TooLarge { head: Bytes::from(kept), tail: Bytes::from(tail) });
         }
-        if seen <= limit {
-            kept.extend_from_slice(&data);
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..data.len().min(room)]);
+        if seen > limit {
+            tail.extend_from_slice(&data[data.len().min(room)..]);
+            if tail.len() > TAIL_KEPT {
+                tail.drain(..tail.len() - TAIL_KEPT);
+            }
         }
     }
     match seen > limit {
-        true => Err(BodyError::TooLarge),
+        true => Err(BodyError::TooLarge { head: Bytes::from(kept), tail: Bytes::from(tail) }),
         false => Ok(Bytes::from(kept)),
     }
 }

@@ -111,13 +111,14 @@ pub async fn dispatch(State(state): State<ApiState>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let body = match read_limited(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestTooLarge",
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response()
+        Err(BodyError::TooLarge { head, tail }) => {
+            // Parameters cut at either end make no pair; those whole on either side stay.
+            let mut kept = head.to_vec();
+            kept.push(b'&');
+            kept.extend_from_slice(&tail);
+            let body = Bytes::from(kept);
+            let request = DialectRequest { method: parts.method, uri: parts.uri, headers: parts.headers, body, peer };
+            return refuse_too_large(&state, request).await;
         }
         Err(BodyError::Unreadable(reason)) => return ApiError::bad_request("InvalidRequest", reason).into_response(),
     };
@@ -130,6 +131,38 @@ pub async fn dispatch(State(state): State<ApiState>, request: Request) -> Respon
         Dialect::Ucloud => ucloud::handle(&state, clone_request(&request)).await,
     };
     audit::record(&state, dialect, &request, response).await
+}
+
+/// A body over [`MAX_BODY_BYTES`], refused in the envelope of the dialect its headers,
+/// query and kept ends speak (a form with an `Action` that is no one else's is UCloud's),
+/// and audited as a failed request.
+async fn refuse_too_large(state: &ApiState, request: DialectRequest) -> Response {
+    let dialect = classify(&request).or_else(|| {
+        let form = request.form_pairs();
+        let has = |key: &str| form.iter().any(|(k, _)| k == key);
+        match (has("Action"), has("SecretId") || has("Nonce")) {
+            (true, true) => Some(Dialect::Tencent),
+            (true, false) => Some(Dialect::Ucloud),
+            (false, _) => None,
+        }
+    });
+    let response = match dialect {
+        Some(Dialect::Tencent) => tencent::too_large(&request, MAX_BODY_BYTES),
+        Some(Dialect::Aliyun) => aliyun::too_large(&request, MAX_BODY_BYTES),
+        Some(Dialect::Ucloud) => ucloud::too_large(&request, MAX_BODY_BYTES),
+        None => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLarge",
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response()
+        }
+    };
+    match dialect {
+        Some(dialect) => audit::record(state, dialect, &request, response).await,
+        None => response,
+    }
 }
 
 fn clone_request(request: &DialectRequest) -> DialectRequest {

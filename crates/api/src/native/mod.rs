@@ -99,7 +99,7 @@ impl FromRequest<ApiState> for Authed {
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         let body = read_limited(body, MAX_BODY_BYTES).await.map_err(|e| match e {
-            BodyError::TooLarge => ApiError::new(
+            BodyError::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestTooLarge",
                 format!("request body exceeds {MAX_BODY_BYTES} bytes"),

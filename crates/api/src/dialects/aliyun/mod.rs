@@ -139,6 +139,14 @@ pub async fn handle(state: &ApiState, request: DialectRequest) -> Response {
     }
 }
 
+/// A request body over `limit` bytes, in Alibaba's envelope for the product it names.
+pub fn too_large(request: &DialectRequest, limit: usize) -> Response {
+    let query = request.query_pairs();
+    let product = signed_value(request, &query, "x-acs-version", "Version").as_deref().and_then(Product::from_version);
+    let error = AliError::new(413, "RequestEntityTooLarge", format!("The request body exceeds {limit} bytes."));
+    error.into_response_for(product.unwrap_or(Product::Alb), &crate::request_id::current())
+}
+
 /// A common value (action, version) from where the request's signature covers it: the
 /// `x-acs-*` header under ACS3 (which signs every header the SDK sets, these included),
 /// the query parameter under the legacy RPC signature (which signs the query, not the

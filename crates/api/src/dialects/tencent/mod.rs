@@ -79,6 +79,19 @@ pub async fn handle(state: &ApiState, request: DialectRequest) -> Response {
     }
 }
 
+/// A request body over `limit` bytes, in Tencent's envelope (the code the cloud uses).
+pub fn too_large(_request: &DialectRequest, limit: usize) -> Response {
+    respond(json!({
+        "Response": {
+            "Error": {
+                "Code": "RequestSizeLimitExceeded",
+                "Message": format!("the request body exceeds {limit} bytes"),
+            },
+            "RequestId": crate::request_id::current(),
+        }
+    }))
+}
+
 fn respond(body: Value) -> Response {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = (StatusCode::OK, bytes).into_response();

@@ -55,6 +55,14 @@ pub async fn handle(state: &ApiState, request: DialectRequest) -> Response {
     respond(&action, result)
 }
 
+/// A request body over `limit` bytes, in UCloud's envelope.
+pub fn too_large(request: &DialectRequest, limit: usize) -> Response {
+    let params = Params::from_request(request);
+    let action = params.get("Action").unwrap_or("").to_string();
+    let message = format!("the request body exceeds {limit} bytes");
+    respond(&action, Err(UError::new(errors::INVALID_PARAMS, message)))
+}
+
 fn respond(action: &str, result: Result<Fields, UError>) -> Response {
     let mut body = Map::new();
     let response_action = if action.is_empty() { "Response".to_string() } else { format!("{action}Response") };
