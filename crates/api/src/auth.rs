@@ -100,7 +100,8 @@ pub fn verify(control: &Control, request: &SignedRequest<'_>) -> Result<Caller, 
         return Err(unauthenticated("signature does not match; check the access key secret"));
     }
     let key = format!("{key_id}\n{nonce}");
-    match control.seen_request("native-nonce", &key, "", date + MAX_SKEW_SECONDS)? {
+    let read = matches!(request.method, "GET" | "HEAD");
+    match control.seen_request("native-nonce", &key, "", date + MAX_SKEW_SECONDS, read)? {
         Seen::First => Ok(caller),
         Seen::SameAction { .. } | Seen::OtherAction { .. } => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

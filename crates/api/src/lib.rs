@@ -42,6 +42,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/v1", native::audited(native::routes(), state.clone()))
         .fallback(dialects::dispatch)
@@ -49,12 +50,35 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// 200 while the data plane serves what is stored (it goes on serving from memory when
+/// the store cannot take writes), with whether changes can be stored now.
 async fn healthz(State(state): State<ApiState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    let serving = state.ready.load(Ordering::Acquire);
+    let writable = writable(&state).await;
+    let body = serde_json::json!({
+        "status": if serving { "serving" } else { "starting" },
+        "serving": serving,
+        "writable": writable.is_ok(),
+        "write_error": writable.err(),
+    });
+    let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+/// 200 only when serving and able to store changes: what a load balancer in front of
+/// several certbind nodes should route API writes by.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let serving = state.ready.load(Ordering::Acquire);
+    match (serving, writable(&state).await) {
+        (true, Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
+        (true, Err(code)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not writable: {code}\n")).into_response(),
     }
+}
+
+async fn writable(state: &ApiState) -> Result<(), &'static str> {
+    let control = state.control.clone();
+    request_id::spawn_blocking(move || control.writable()).await.unwrap_or(Err("InternalError"))
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

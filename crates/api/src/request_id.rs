@@ -18,6 +18,24 @@ pub fn current() -> String {
     CURRENT.try_with(|id| id.clone()).unwrap_or_default()
 }
 
+/// Runs `f` on the blocking pool as part of the current request: its id (for error
+/// bodies and log lines) and its tracing span go along.
+pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let id = current();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || CURRENT.sync_scope(id, || span.in_scope(f)))
+}
+
+/// Logs a failure to store a change, once per request, with the request's id and what
+/// the store said (which the client is not told).
+pub fn log_storage_failure(failure: certbind_core::StorageFailure, detail: &str) {
+    tracing::error!(request_id = %current(), code = failure.code(), %detail, "storage failure: the request changed nothing");
+}
+
 pub fn new_request_id() -> String {
     let mut bytes = [0u8; 16];
     // Uniqueness, not secrecy: a failed fill still yields a usable (zero) id.

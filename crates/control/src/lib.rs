@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod bindings;
 mod certificates;
+mod health;
 mod idempotency;
 mod jobs;
 mod listener_replace;
@@ -83,6 +84,7 @@ struct Inner {
     jobs_waiting: Notify,
     /// Cloud-form resource names, set by the API layer.
     namer: std::sync::OnceLock<access::ResourceNamer>,
+    last_probe: health::LastProbe,
 }
 
 impl Control {
@@ -97,6 +99,7 @@ impl Control {
                 committed,
                 jobs_waiting: Notify::new(),
                 namer: std::sync::OnceLock::new(),
+                last_probe: Default::default(),
             }),
         })
     }

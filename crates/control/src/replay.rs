@@ -23,9 +23,19 @@ impl Control {
     /// Remembers the request `key` of `scope`, asking for `action`, until `valid_until`
     /// (unix seconds), and says whether it was seen before. Call after the signature
     /// has been verified, so no one but a key holder fills the store.
-    pub fn seen_request(&self, scope: &str, key: &str, action: &str, valid_until: i64) -> Result<Seen> {
+    ///
+    /// A read is let through when the store cannot take writes (a full disk): an operator
+    /// must still be able to look; it is then not remembered. A write would fail anyway.
+    pub fn seen_request(&self, scope: &str, key: &str, action: &str, valid_until: i64, read: bool) -> Result<Seen> {
         let now = now_unix();
-        Ok(match self.store().remember_request(scope, key, action, valid_until, now)? {
+        let remembered = match self.store().remember_request(scope, key, action, valid_until, now) {
+            Err(e) if read && e.is_write_failure() => {
+                tracing::warn!(error = %e, "a read is served without being remembered: the store cannot take writes");
+                return Ok(Seen::First);
+            }
+            other => other?,
+        };
+        Ok(match remembered {
             SeenRequest::New => Seen::First,
             SeenRequest::SameAction { seen_at } => Seen::SameAction { age: now - seen_at },
             SeenRequest::OtherAction { seen_at } => Seen::OtherAction { age: now - seen_at },

@@ -68,6 +68,11 @@ impl Settler {
 /// How often the runner looks at lagging listeners while there are any.
 const LAGGING_CHECK: Duration = Duration::from_secs(1);
 
+/// After `failures` failed passes in a row: half a second, doubling up to 30 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis(500).saturating_mul(1 << failures.min(6)).min(Duration::from_secs(30))
+}
+
 /// Why a single target could not be applied (recorded on the target; the job goes on).
 type TargetError = String;
 
@@ -98,6 +103,9 @@ impl Control {
             lagging_since: HashMap::new(),
         };
         let mut settler = new_settler();
+        // Consecutive failed passes: a store that cannot take writes (a full disk) is
+        // retried with back-off, and said so once per doubling, not twice a second.
+        let mut failures: u32 = 0;
         loop {
             served.borrow_and_update();
             let control = self.clone();
@@ -108,26 +116,39 @@ impl Control {
                 (settler, result)
             })
             .await;
-            let retry_soon = match pass {
+            let failed = match pass {
                 Ok((returned, result)) => {
                     settler = returned;
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "job runner pass failed; retrying");
-                    }
-                    result.is_err()
+                    result.err().map(|e| e.to_string())
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "job runner pass panicked; retrying");
                     settler = new_settler();
-                    true
+                    Some(format!("the pass panicked: {e}"))
                 }
             };
+            let backoff = retry_delay(failures);
+            match &failed {
+                Some(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures.is_power_of_two() {
+                        tracing::error!(%error, failures, retry_in = ?backoff, "job runner pass failed; retrying");
+                    }
+                }
+                None if failures > 0 => {
+                    tracing::info!(failures, "job runner passes succeed again");
+                    failures = 0;
+                }
+                None => {}
+            }
+            if failed.is_some() {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                continue;
+            }
             // While a listener lags, look again soon: its changes roll back on time.
-            let idle = match (retry_soon, settler.lagging_since.is_empty()) {
-                (true, _) => Duration::from_millis(500),
-                (false, false) => LAGGING_CHECK,
-                (false, true) => Duration::from_secs(5),
-            };
+            let idle = if settler.lagging_since.is_empty() { Duration::from_secs(5) } else { LAGGING_CHECK };
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.inner.jobs_waiting.notified() => {}

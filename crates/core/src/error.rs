@@ -13,7 +13,38 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     QuotaExceeded,
+    /// The request was fine; the server cannot store changes now (try again later).
+    Unavailable,
     Internal,
+}
+
+/// Why the store could not take a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    Full,
+    ReadOnly,
+    Busy,
+    Unavailable,
+}
+
+impl StorageFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            StorageFailure::Full => "StorageFull",
+            StorageFailure::ReadOnly => "StorageReadOnly",
+            StorageFailure::Busy => "StorageBusy",
+            StorageFailure::Unavailable => "StorageUnavailable",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            StorageFailure::Full => "the database's disk is full: no change can be stored until space is freed",
+            StorageFailure::ReadOnly => "the database cannot be written (read-only file or file system)",
+            StorageFailure::Busy => "the database is locked by another writer; try again",
+            StorageFailure::Unavailable => "the database cannot be read or written now (I/O error)",
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -83,6 +114,10 @@ pub enum CoreError {
     #[error("{0}")]
     Forbidden(String),
 
+    /// `detail` is for the operator's log, never for a client.
+    #[error("{}; nothing was changed", failure.message())]
+    Storage { failure: StorageFailure, detail: String },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -130,6 +165,7 @@ impl CoreError {
             CoreError::IdempotencyConflict { .. } => "IdempotencyConflict",
             CoreError::Unauthenticated(_) => "Unauthenticated",
             CoreError::Forbidden(_) => "Forbidden",
+            CoreError::Storage { failure, .. } => failure.code(),
             CoreError::Internal(_) => "InternalError",
         }
     }
@@ -158,6 +194,7 @@ impl CoreError {
             }
             CoreError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             CoreError::Forbidden(_) => ErrorKind::Forbidden,
+            CoreError::Storage { .. } => ErrorKind::Unavailable,
             CoreError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -11,7 +11,7 @@ pub mod policy;
 pub mod secret;
 pub mod serving;
 
-pub use error::{CoreError, ErrorKind};
+pub use error::{CoreError, ErrorKind, StorageFailure};
 pub use ids::{AccountId, CertId, JobId, ListenerId, LoadBalancerId, PolicyId, ProjectId, UserId};
 
 /// Seconds since the Unix epoch, the one clock representation certbind stores.

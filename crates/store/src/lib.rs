@@ -32,6 +32,10 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> Result<SeenRequest, StoreError>;
+
+    /// Commits a tiny real change (so it needs what any change needs: space, a writable
+    /// file, the write lock), to tell whether the store can take writes now.
+    fn probe_write(&self, now: i64) -> Result<(), StoreError>;
 }
 
 /// What [`Store::remember_request`] knew of a request.

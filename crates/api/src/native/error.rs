@@ -32,10 +32,13 @@ impl From<CoreError> for ApiError {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %e, "internal error");
+        if let CoreError::Storage { failure, detail } = &e {
+            request_id::log_storage_failure(*failure, detail);
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(request_id = %request_id::current(), error = %e, "internal error");
         }
         ApiError { status, code: e.code(), message: e.to_string() }
     }

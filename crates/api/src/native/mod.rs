@@ -163,7 +163,7 @@ impl Authed {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    crate::request_id::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())))
 }

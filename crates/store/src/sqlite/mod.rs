@@ -108,4 +108,21 @@ impl Store for SqliteStore {
     ) -> Result<SeenRequest, StoreError> {
         self.seen.remember(scope, key, action, expires_at, now)
     }
+
+    fn probe_write(&self, now: i64) -> Result<(), StoreError> {
+        let conn = self.writer.lock();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let written = conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [now],
+        );
+        match written.map_err(StoreError::from).and_then(|_| Ok(conn.execute_batch("COMMIT")?)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
 }

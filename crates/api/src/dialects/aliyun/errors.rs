@@ -4,7 +4,7 @@
 use super::Product;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use certbind_core::{CoreError, ErrorKind};
+use certbind_core::{CoreError, ErrorKind, StorageFailure};
 
 #[derive(Debug)]
 pub struct AliError {
@@ -201,9 +201,19 @@ pub fn from_core(product: Product, e: CoreError) -> AliError {
         // message names the denied action and resource.
         CoreError::Forbidden(m) if m.contains(":loadbalancer/") => AliError::new(403, "Forbidden.LoadBalancer", m),
         CoreError::Forbidden(m) => AliError::new(403, "Forbidden.RAM", m),
+        CoreError::Storage { failure, detail } => {
+            crate::request_id::log_storage_failure(failure, &detail);
+            let code = match failure {
+                StorageFailure::Full => "ServiceUnavailable.StorageFull",
+                StorageFailure::ReadOnly => "ServiceUnavailable.StorageReadOnly",
+                StorageFailure::Busy => "ServiceUnavailable.StorageBusy",
+                StorageFailure::Unavailable => "ServiceUnavailable.StorageUnavailable",
+            };
+            AliError::new(503, code, CoreError::Storage { failure, detail: String::new() }.to_string())
+        }
         e @ CoreError::Internal(_) => {
             debug_assert_eq!(e.kind(), ErrorKind::Internal);
-            tracing::error!(error = %e, "internal error in the aliyun dialect");
+            tracing::error!(request_id = %crate::request_id::current(), error = %e, "internal error in the aliyun dialect");
             AliError::internal("The request processing has failed due to some unknown error.")
         }
     }

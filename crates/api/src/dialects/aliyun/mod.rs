@@ -96,7 +96,7 @@ impl Ctx {
         let control = self.state.control.clone();
         let caller = self.caller.clone();
         let product = self.product;
-        tokio::task::spawn_blocking(move || f(&control, &caller))
+        crate::request_id::spawn_blocking(move || f(&control, &caller))
             .await
             .map_err(|_| AliError::system_busy())?
             .map_err(|e| errors::from_core(product, e))
@@ -177,7 +177,7 @@ async fn serve(
 
     let control = state.control.clone();
     let key_id = claim.key_id.clone();
-    let found = tokio::task::spawn_blocking(move || control.access_key_secret(&key_id))
+    let found = crate::request_id::spawn_blocking(move || control.access_key_secret(&key_id))
         .await
         .map_err(|_| AliError::system_busy())?
         .map_err(|e| errors::from_core(product.unwrap_or(Product::Alb), e))?;
@@ -207,10 +207,13 @@ async fn serve(
     // captured request is refused after a restart and on every node.
     let (control, key) = (state.control.clone(), format!("{}\n{nonce}", claim.key_id));
     let valid_until = at + guard::WINDOW.as_secs() as i64;
-    let seen = tokio::task::spawn_blocking(move || control.seen_request("aliyun-nonce", &key, "", valid_until))
-        .await
-        .map_err(|_| AliError::system_busy())?
-        .map_err(|e| errors::from_core(product.unwrap_or(Product::Alb), e))?;
+    let action = signed_value(request, &query, "x-acs-action", "Action").unwrap_or_default();
+    let read = ["List", "Get", "Describe"].iter().any(|verb| action.starts_with(verb));
+    let seen =
+        crate::request_id::spawn_blocking(move || control.seen_request("aliyun-nonce", &key, "", valid_until, read))
+            .await
+            .map_err(|_| AliError::system_busy())?
+            .map_err(|e| errors::from_core(product.unwrap_or(Product::Alb), e))?;
     if seen != Seen::First {
         return Err(AliError::new(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }

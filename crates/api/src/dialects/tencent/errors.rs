@@ -1,7 +1,7 @@
 //! Tencent Cloud error codes, and the one function mapping core errors to them.
 
 use certbind_core::cert::CertError;
-use certbind_core::CoreError;
+use certbind_core::{CoreError, StorageFailure};
 
 #[derive(Debug)]
 pub struct TcError {
@@ -71,8 +71,17 @@ pub fn from_core(e: CoreError) -> TcError {
         CoreError::TooManyCertificates { .. } | CoreError::AdditionalCertificateQuotaExceeded { .. } => "LimitExceeded",
         CoreError::Unauthenticated(_) => "AuthFailure",
         CoreError::Forbidden(_) => "AuthFailure.UnauthorizedOperation",
+        CoreError::Storage { failure, detail } => {
+            crate::request_id::log_storage_failure(*failure, detail);
+            match failure {
+                StorageFailure::Full => "FailedOperation.StorageFull",
+                StorageFailure::ReadOnly => "FailedOperation.StorageReadOnly",
+                StorageFailure::Busy => "FailedOperation.StorageBusy",
+                StorageFailure::Unavailable => "FailedOperation.StorageUnavailable",
+            }
+        }
         CoreError::Internal(_) => {
-            tracing::error!(error = %e, "internal error in the tencent dialect");
+            tracing::error!(request_id = %crate::request_id::current(), error = %e, "internal error in the tencent dialect");
             return TcError::new("InternalError", "an internal error occurred; quote the RequestId to the operator");
         }
     };

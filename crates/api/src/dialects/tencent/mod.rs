@@ -60,10 +60,11 @@ pub async fn handle(state: &ApiState, request: DialectRequest) -> Response {
     let request_id = crate::request_id::current();
     let control = state.control.clone();
     let rid = request_id.clone();
-    let result = tokio::task::spawn_blocking(move || process(&control, &request, &rid)).await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "tencent handler panicked");
-        Err(TcError::new("InternalError", "an internal error occurred; quote the RequestId to the operator"))
-    });
+    let result =
+        crate::request_id::spawn_blocking(move || process(&control, &request, &rid)).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "tencent handler panicked");
+            Err(TcError::new("InternalError", "an internal error occurred; quote the RequestId to the operator"))
+        });
     match result {
         Ok(answer) => {
             let mut fields = answer.fields;
@@ -158,12 +159,12 @@ const SAME_SECOND_GRACE: i64 = 2;
 fn refuse_replay(control: &Control, incoming: &signature::Incoming) -> TcResult<()> {
     let identity = incoming.replay_identity();
     let action = format!("{}:{}", incoming.version, incoming.action);
-    let seen = control
-        .seen_request(identity.scope, &identity.key, &action, identity.valid_until)
-        .map_err(errors::from_core)?;
     // An action served here that changes something; anything else changes nothing.
     let write = ssl::WRITES.contains(&incoming.action.as_str()) || clb::WRITES.contains(&incoming.action.as_str());
     let read = !write;
+    let seen = control
+        .seen_request(identity.scope, &identity.key, &action, identity.valid_until, read)
+        .map_err(errors::from_core)?;
     let allowed = match seen {
         Seen::First => true,
         _ if identity.has_nonce => false,

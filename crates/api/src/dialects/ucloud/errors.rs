@@ -49,6 +49,8 @@ pub const CONFLICT: i64 = 4061;
 pub const FORBIDDEN: i64 = 4062;
 /// certbind failed; the change was not made (or was rolled back).
 pub const INTERNAL: i64 = 5000;
+/// The store cannot take changes now (disk full, read-only, locked): nothing changed.
+pub const STORAGE_UNAVAILABLE: i64 = 5001;
 
 #[derive(Debug, Clone)]
 pub struct UError {
@@ -102,10 +104,14 @@ impl From<CoreError> for UError {
             | CoreError::IdempotencyConflict { .. } => CONFLICT,
             CoreError::Unauthenticated(_) => UNKNOWN_PUBLIC_KEY,
             CoreError::Forbidden(_) => FORBIDDEN,
+            CoreError::Storage { failure, detail } => {
+                crate::request_id::log_storage_failure(*failure, detail);
+                STORAGE_UNAVAILABLE
+            }
             CoreError::Internal(_) => INTERNAL,
         };
         if code == INTERNAL {
-            tracing::error!(error = %e, "internal error");
+            tracing::error!(request_id = %crate::request_id::current(), error = %e, "internal error");
         }
         let message = match &e {
             CoreError::DefaultCertificateNotDissociable { cert, listener } => format!(

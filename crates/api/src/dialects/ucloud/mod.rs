@@ -46,7 +46,7 @@ pub async fn handle(state: &ApiState, request: DialectRequest) -> Response {
     let action = params.get("Action").unwrap_or("").to_string();
     let control = state.control.clone();
     let span = tracing::info_span!("ucloud", action = %action);
-    let result = tokio::task::spawn_blocking(move || {
+    let result = crate::request_id::spawn_blocking(move || {
         let _entered = span.enter();
         serve(&control, &params)
     })

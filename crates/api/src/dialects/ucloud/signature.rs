@@ -57,7 +57,7 @@ fn refuse_replay(control: &Control, public_key: &str, signature: &str, action: &
     let read = action.starts_with("Describe") || action.starts_with("Get");
     let key = format!("{public_key}\n{signature}");
     let valid_until = certbind_core::now_unix() + window;
-    match control.seen_request("ucloud-signature", &key, action, valid_until)? {
+    match control.seen_request("ucloud-signature", &key, action, valid_until, read)? {
         Seen::First => Ok(()),
         Seen::SameAction { .. } | Seen::OtherAction { .. } if read => Ok(()),
         Seen::SameAction { .. } | Seen::OtherAction { .. } => Err(UError::new(
