@@ -10,13 +10,7 @@ fn an_oversized_body_is_refused_in_each_dialects_envelope() {
     let dir = TempDir::new("oversized");
     let server = Server::start(dir.path());
     let client = server.client();
-    let projects = client.get("/v1/projects").unwrap();
-    let default_project = projects["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|p| p["is_default"] == true))
-        .and_then(|p| p["name"].as_str())
-        .unwrap()
-        .to_string();
+    let default_project = default_project_name(&client);
     let seen = run_sdk_script("oversized.py", &server, &[("UCLOUD_PROJECT", &default_project)]);
     assert_eq!(seen["alibaba-acs3"], serde_json::json!(["RequestEntityTooLarge", 413]), "{seen}");
     assert_eq!(seen["alibaba-rpc"], serde_json::json!(["RequestEntityTooLarge", 413]), "{seen}");

@@ -150,13 +150,7 @@ fn a_captured_request_is_refused_in_every_dialect_even_after_a_restart() {
     // Native: a write and a read through the proxy.
     let through_proxy = certbind::client::Client::new(&proxy.url(), KEY_ID, SECRET);
     through_proxy.post("/v1/load-balancers", &json!({"lb_type": "application", "region": "east"})).unwrap();
-    let projects = through_proxy.get("/v1/projects").unwrap();
-    let default_project = projects["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|p| p["is_default"] == true))
-        .and_then(|p| p["name"].as_str())
-        .unwrap()
-        .to_string();
+    let default_project = default_project_name(&through_proxy);
     let mut labels = vec!["native-write".to_string(), "native-read".to_string()];
 
     let endpoint = proxy.url();

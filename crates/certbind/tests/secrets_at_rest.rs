@@ -140,13 +140,7 @@ fn no_path_that_takes_a_key_leaves_it_in_the_database_log_audit_or_a_response() 
     let old = upload(&client, &native, "native");
     let lb = create_lb(&client, "east", "application");
     create_listener(&client, &lb, "HTTPS", free_port(), Some(&old));
-    let answer = client
-        .post(
-            "/v1/one-click-update",
-            &json!({"old_certificate_id": old, "new_certificate": {"upload": {
-                "certificate_pem": native_update.cert_pem, "private_key_pem": native_update.key_pem}}}),
-        )
-        .unwrap();
+    let answer = one_click_upload(&client, &old, &native_update);
     responses.push_str(&answer.to_string());
     let uploaded = answer["new_certificate_id"].as_str().unwrap().to_string();
     let job = wait_job(&client, answer["job_id"].as_str().unwrap());
@@ -172,13 +166,7 @@ fn no_path_that_takes_a_key_leaves_it_in_the_database_log_audit_or_a_response() 
     responses.push_str(&cli_out);
 
     // Every dialect's upload, through the official SDKs.
-    let projects = client.get("/v1/projects").unwrap();
-    let default_project = projects["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|p| p["is_default"] == true))
-        .and_then(|p| p["name"].as_str())
-        .unwrap()
-        .to_string();
+    let default_project = default_project_name(&client);
     let port = free_port().to_string();
     let mut env: Vec<(String, String)> =
         vec![("CHAIN".into(), ca.pem.clone()), ("PORT".into(), port), ("UCLOUD_PROJECT".into(), default_project)];
@@ -239,13 +227,7 @@ fn an_older_database_with_a_key_in_a_job_request_is_sealed_on_upgrade_and_narrow
     let old = upload(&client, &old_pair, "old");
     let lb = create_lb(&client, "east", "application");
     create_listener(&client, &lb, "HTTPS", free_port(), Some(&old));
-    let answer = client
-        .post(
-            "/v1/one-click-update",
-            &json!({"old_certificate_id": old, "new_certificate": {"upload": {
-                "certificate_pem": new_pair.cert_pem, "private_key_pem": new_pair.key_pem}}}),
-        )
-        .unwrap();
+    let answer = one_click_upload(&client, &old, &new_pair);
     let job = answer["job_id"].as_str().unwrap().to_string();
     let new = answer["new_certificate_id"].as_str().unwrap().to_string();
     wait_job(&client, &job);

@@ -14,6 +14,7 @@ mod load_balancers;
 mod replay;
 mod runner;
 mod serving;
+mod submit;
 
 pub use access::{audit_entry, AuditFacts, Resource, ResourceNamer, Simulation, MAX_ACTIVE_USER_KEYS};
 pub use accounts::{Caller, CreatedAccount, NewAccessKey, Principal};

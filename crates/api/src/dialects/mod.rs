@@ -15,6 +15,7 @@ mod audit;
 pub mod resources;
 pub mod tencent;
 pub mod ucloud;
+pub mod untrusted;
 
 use crate::body::{read_limited, BodyError};
 use crate::native::error::ApiError;

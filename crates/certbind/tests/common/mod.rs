@@ -313,6 +313,26 @@ pub fn wait_job(client: &Client, job: &str) -> Value {
     }
 }
 
+/// The name of the account's default project (what UCloud's SDK names as its project).
+pub fn default_project_name(client: &Client) -> String {
+    let projects = client.get("/v1/projects").unwrap();
+    projects["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["is_default"] == true))
+        .and_then(|p| p["name"].as_str())
+        .unwrap_or_else(|| panic!("no default project: {projects}"))
+        .to_string()
+}
+
+/// A one-click update of every listener bound to `old` onto `new`, uploaded with the
+/// request as a PEM pair; the answer.
+pub fn one_click_upload(client: &Client, old: &str, new: &Issued) -> Value {
+    let upload = json!({"certificate_pem": new.cert_pem, "private_key_pem": new.key_pem});
+    client
+        .post("/v1/one-click-update", &json!({"old_certificate_id": old, "new_certificate": {"upload": upload}}))
+        .unwrap_or_else(|e| panic!("one-click update: {e}"))
+}
+
 /// The API error code of a failed call (panics if the call succeeded).
 pub fn error_code(result: Result<Value, ClientError>) -> (u16, String) {
     match result {

@@ -15,7 +15,7 @@ import os
 
 from aliyun_common import cas, clients
 from tencent_common import call, clb, ssl as tc_ssl, update_instance, wait_task
-from ucloud.client import Client
+from ucloud_common import ulb as ucloud_ulb
 
 E = os.environ
 
@@ -49,13 +49,7 @@ answer = show(update_instance(legacy, OldCertificateId=old, ResourceTypes=["clb"
 ids["TC_OLD"] = old
 ids["TC_DEPLOY"] = answer["DeployRecordId"]
 
-ulb = Client({
-    "region": "cn-bj2",
-    "project_id": E["UCLOUD_PROJECT"],
-    "public_key": E["CERTBIND_ACCESS_KEY_ID"],
-    "private_key": E["CERTBIND_ACCESS_KEY_SECRET"],
-    "base_url": E["CERTBIND_ENDPOINT"],
-}).ulb()
+ulb = ucloud_ulb()
 ids["UC1"] = show(ulb.create_ssl({"SSLName": "uc1", "UserCert": E["UC1_CERT"], "PrivateKey": E["UC1_KEY"],
                                   "CaCert": E["CHAIN"]}))["SSLId"]
 ids["UC2"] = show(ulb.create_ssl({"SSLName": "uc2", "SSLContent": E["UC2_CERT"] + E["UC2_KEY"]}))["SSLId"]

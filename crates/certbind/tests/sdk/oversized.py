@@ -9,7 +9,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from tencent_common import ssl
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.ssl.v20191205 import models as ssl_models
-from ucloud.client import Client
+from ucloud_common import ulb as ucloud_ulb
 from ucloud.core.exc import RetCodeException
 import os
 
@@ -37,13 +37,7 @@ except TencentCloudSDKException as e:
     assert e.requestId, "no RequestId"
     seen["tencent"] = e.code
 
-ulb = Client({
-    "region": "cn-bj2",
-    "project_id": E["UCLOUD_PROJECT"],
-    "public_key": E["CERTBIND_ACCESS_KEY_ID"],
-    "private_key": E["CERTBIND_ACCESS_KEY_SECRET"],
-    "base_url": E["CERTBIND_ENDPOINT"],
-}).ulb()
+ulb = ucloud_ulb()
 try:
     ulb.create_ssl({"SSLName": "huge", "UserCert": HUGE, "PrivateKey": "x"})
     raise AssertionError("ucloud: an oversized request succeeded")

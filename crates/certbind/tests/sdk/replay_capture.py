@@ -16,7 +16,7 @@ import os
 
 from aliyun_common import alb, clients
 from tencent_common import call, clb, ssl
-from ucloud.client import Client
+from ucloud_common import ulb as ucloud_ulb
 
 E = os.environ
 labels = []
@@ -47,13 +47,7 @@ labels.append("tencent-legacy")
 call(ssl(), "DescribeCertificateDetail", CertificateId=tc_cert["CertificateId"])
 labels.append("tencent-read")
 
-ulb = Client({
-    "region": "cn-bj2",
-    "project_id": E["UCLOUD_PROJECT"],
-    "public_key": E["CERTBIND_ACCESS_KEY_ID"],
-    "private_key": E["CERTBIND_ACCESS_KEY_SECRET"],
-    "base_url": E["CERTBIND_ENDPOINT"],
-}).ulb()
+ulb = ucloud_ulb()
 ulb.create_ulb({"ULBName": "ucloud"})
 labels.append("ucloud")
 # A read asked again is served again: only writes are refused as replays.

@@ -16,8 +16,8 @@ mod errors;
 mod guard;
 pub(crate) mod ids;
 mod lb;
-mod params;
-mod signature;
+pub(crate) mod params;
+pub(crate) mod signature;
 
 use super::DialectRequest;
 use crate::ApiState;

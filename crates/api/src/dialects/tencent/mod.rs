@@ -10,8 +10,8 @@
 mod clb;
 pub mod errors;
 pub mod ids;
-mod params;
-mod signature;
+pub(crate) mod params;
+pub(crate) mod signature;
 mod ssl;
 
 use super::DialectRequest;

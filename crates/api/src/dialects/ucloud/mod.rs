@@ -15,8 +15,8 @@
 mod errors;
 pub(crate) mod ids;
 mod listeners;
-mod params;
-mod signature;
+pub(crate) mod params;
+pub(crate) mod signature;
 mod ssl;
 mod ulb;
 mod vserver;
