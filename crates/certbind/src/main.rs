@@ -394,6 +394,12 @@ fn main() -> ExitCode {
     if let Command::Serve(args) = cli.command {
         return serve_cmd::run(args);
     }
+    // A client's output is often piped (`certbind --json audit list | head -1`): when the
+    // reader goes away, end quietly as Unix tools do instead of panicking in println!.
+    // SAFETY: restoring a signal's default disposition, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let client = match Client::from_env(cli.api.as_deref()) {
         Ok(client) => client,
         Err(e) => {

@@ -38,6 +38,8 @@ pub struct ServeOptions {
 pub enum ServeError {
     #[error("data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
+    #[error("data directory {path} is in use by another certbind serve (it holds {path}/{LOCK_FILE}); stop that one or choose another --data-dir")]
+    DataDirInUse { path: String },
     #[error("master key: {0}")]
     MasterKey(String),
     #[error("store: {0}")]
@@ -49,6 +51,28 @@ pub enum ServeError {
 }
 
 const MASTER_KEY_FILE: &str = "master.key";
+/// Held locked (exclusively) for as long as a server runs on the data directory.
+const LOCK_FILE: &str = "lock";
+
+/// Takes the data directory for this process: two servers on one SQLite file would each
+/// run a job runner and each serve what they think is stored. The lock goes with the
+/// process, however it ends.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServeError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|e| ServeError::DataDir { path: path.clone(), reason: e.to_string() })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::DataDirInUse { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(ServeError::DataDir { path, reason: e.to_string() }),
+    }
+}
 
 /// The master key from `CERTBIND_MASTER_KEY`, or from the data directory, generated with
 /// mode 0600 on first start.
@@ -104,6 +128,7 @@ impl DataPlaneView for DataPlaneAdapter {
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let dir = &options.data_dir;
     private_data_dir(dir)?;
+    let _data_dir_lock = lock_data_dir(dir)?;
     let master = master_key(dir)?;
     let store = tokio::task::spawn_blocking({
         let dir = dir.clone();
@@ -130,8 +155,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     if let Some(created) = created {
         // Shown once: only the key id is stored in the clear.
         println!("created account {} ({})", created.account.name, created.account.id);
-        println!("CERTBIND_ACCESS_KEY_ID={}", created.access_key.key_id);
-        println!("CERTBIND_ACCESS_KEY_SECRET={}", created.access_key.secret);
+        println!("export CERTBIND_ACCESS_KEY_ID={}", created.access_key.key_id);
+        println!("export CERTBIND_ACCESS_KEY_SECRET={}", created.access_key.secret);
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -122,11 +122,38 @@ fn newcomer_walkthrough_with_the_cli_alone() {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stdout).starts_with("denied"));
     let audit = cli.ok(&["audit", "list"]);
-    assert!(audit.lines().next().unwrap().contains("OUTCOME") && audit.contains("/v1/users"), "{audit}");
+    assert!(audit.lines().next().unwrap().contains("OUTCOME") && audit.contains("certbind:CreateUser"), "{audit}");
 
     // Errors: a clear message and a failing exit status.
     let out = cli.run(&["cert", "delete", &cert2]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CertificateInUse"));
     cli.ok(&["cert", "delete", &cert1]);
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TempDir::new("cli-pipe");
+    let server = Server::start(dir.path());
+    let client = server.client();
+    let ca = Ca::new("Pipe CA");
+    for i in 0..30 {
+        upload(&client, &ca.issue(&[&format!("n{i}.pipe.example.com")]), &format!("n{i}"));
+    }
+    // A reader that is gone before the CLI writes (as `| head -1` is after one line).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certbind"))
+        .args(["--json", "audit", "list"])
+        .env("CERTBIND_API", server.url())
+        .env("CERTBIND_ACCESS_KEY_ID", KEY_ID)
+        .env("CERTBIND_ACCESS_KEY_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success() || out.status.signal() == Some(13), "ended by {:?}: {stderr}", out.status);
 }

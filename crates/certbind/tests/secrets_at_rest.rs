@@ -12,7 +12,7 @@ fn credential_from(stdout: &str) -> (String, String) {
     let value = |name: &str| {
         stdout
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
             .unwrap_or_else(|| panic!("{name} not printed: {stdout}"))
             .to_string()
     };

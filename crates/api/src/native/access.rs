@@ -4,6 +4,7 @@ use super::error::ApiError;
 use super::{check_limit, created, ok, Authed};
 use axum::extract::Path;
 use axum::response::Response;
+use certbind_core::CoreError;
 use certbind_store::AuditFilter;
 use serde::Deserialize;
 
@@ -131,6 +132,9 @@ struct AuditQuery {
 pub async fn audit(authed: Authed) -> Result<Response, ApiError> {
     let q: AuditQuery = authed.query()?;
     let limit = check_limit(q.limit)?;
+    if let Some(outcome) = q.outcome.as_deref().filter(|o| !["allowed", "denied", "failed"].contains(o)) {
+        return Err(CoreError::invalid("outcome", format!("{outcome:?} is none of allowed, denied, failed")).into());
+    }
     let filter =
         AuditFilter { user: q.user, action: q.action, outcome: q.outcome, since: q.since, offset: q.offset, limit };
     let offset = q.offset;

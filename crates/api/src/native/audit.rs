@@ -46,7 +46,7 @@ pub async fn record(State(state): State<ApiState>, request: Request, next: Next)
     } else {
         "failed"
     };
-    let action = format!("certbind:{method} {route}");
+    let action = policy_action(&method, &route).unwrap_or_else(|| format!("certbind:{method} {route}"));
     let resources = vec![path];
     let facts = AuditFacts {
         dialect: "native",
@@ -59,4 +59,25 @@ pub async fn record(State(state): State<ApiState>, request: Request, next: Next)
     };
     audit_trail::record(&state.control, key_id, facts).await;
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The action a native operation is named by in policies (`certbind:ReplaceCertificate`),
+/// as the OpenAPI document gives it for the route; `None` for a route it does not know.
+fn policy_action(method: &Method, route: &str) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static ACTIONS: OnceLock<HashMap<(String, String), String>> = OnceLock::new();
+    let actions = ACTIONS.get_or_init(|| {
+        let document: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap_or_default();
+        let mut actions = HashMap::new();
+        for (path, operations) in document["paths"].as_object().into_iter().flatten() {
+            for (verb, operation) in operations.as_object().into_iter().flatten() {
+                if let Some(action) = operation["x-certbind-action"].as_str() {
+                    actions.insert((verb.to_ascii_uppercase(), path.clone()), action.to_string());
+                }
+            }
+        }
+        actions
+    });
+    actions.get(&(method.as_str().to_string(), route.to_string())).cloned()
 }
