@@ -75,6 +75,7 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
+    let activity_for_io = activity.clone();
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         let router = router.clone();
         // In flight from here to the response's last byte (the body holds the guard).
@@ -93,7 +94,8 @@ async fn serve_connection(
             }))
         }
     });
-    let connection = http.serve_connection(TokioIo::new(tcp), service);
+    let io = certbind_dataplane::admission::Touching::http(tcp, activity_for_io);
+    let connection = http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

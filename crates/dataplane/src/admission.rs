@@ -7,7 +7,9 @@
 //! one refused. A connection is idle when it has no request in flight: during its TLS
 //! handshake, between keep-alive requests, an HTTP/2 connection without open streams
 //! (whatever PINGs it answers), a stream (TCP) connection that carried no byte. A
-//! connection idle for longer than the idle timeout is closed. So an attacker holding the
+//! connection idle for longer than the idle timeout is closed, and so is one with a
+//! request in flight on which no byte moved for as long (a stalled upload or download,
+//! as nginx's body and proxy read timeouts close it). So an attacker holding the
 //! maximum of connections, and sending nothing on them, holds them only until good
 //! clients need the room, and never longer than the idle timeout.
 
@@ -74,6 +76,7 @@ pub struct AdmissionCounters {
     pub evicted: AtomicU64,
     pub refused: AtomicU64,
     pub idle_closed: AtomicU64,
+    pub stalled: AtomicU64,
 }
 
 /// The table of open connections.
@@ -205,6 +208,7 @@ impl Admission {
             ("evicted", &self.counters.evicted),
             ("refused", &self.counters.refused),
             ("idle", &self.counters.idle_closed),
+            ("stalled", &self.counters.stalled),
         ] {
             let _ = writeln!(
                 out,
@@ -231,6 +235,8 @@ pub struct Activity {
     /// When a request last started or ended, or a stream last carried a byte
     /// (milliseconds since the table's epoch).
     last_active: AtomicU64,
+    /// When a byte last moved either way (milliseconds since the table's epoch).
+    last_byte: AtomicU64,
     evicted: AtomicBool,
     wake: Notify,
 }
@@ -241,6 +247,7 @@ impl Activity {
             epoch,
             busy: AtomicUsize::new(0),
             last_active: AtomicU64::new(now_ms),
+            last_byte: AtomicU64::new(now_ms),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -250,8 +257,12 @@ impl Activity {
         self.busy.load(Ordering::Relaxed) == 0
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.last_active.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_active.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn evict(&self) {
@@ -283,6 +294,8 @@ impl Drop for Busy {
 pub enum Closed {
     Evicted,
     Idle,
+    /// A request in flight, and no byte either way for the idle timeout.
+    Stalled,
 }
 
 /// One connection's place in the table, freed when dropped.
@@ -293,8 +306,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Resolves when the connection must close: evicted to make room, or idle past the
-    /// idle timeout. Run it beside the connection's work and drop the work when it wins.
+    /// Resolves when the connection must close: evicted to make room, idle past the idle
+    /// timeout, or stalled as long. Run it beside the connection's work and drop the work
+    /// when it wins.
     pub async fn closed(&self) -> Closed {
         let timeout = self.admission.limits.idle_timeout;
         loop {
@@ -310,7 +324,17 @@ impl Slot {
                 }
                 timeout - idle_for
             } else {
-                timeout
+                let last = self
+                    .activity
+                    .last_byte
+                    .load(Ordering::Relaxed)
+                    .max(self.activity.last_active.load(Ordering::Relaxed));
+                let stalled_for = self.activity.epoch.elapsed().saturating_sub(Duration::from_millis(last));
+                if stalled_for >= timeout {
+                    self.admission.counters.stalled.fetch_add(1, Ordering::Relaxed);
+                    return Closed::Stalled;
+                }
+                timeout - stalled_for
             };
             let _ = tokio::time::timeout(wait, self.activity.wake.notified()).await;
         }
@@ -323,16 +347,35 @@ impl Drop for Slot {
     }
 }
 
-/// A stream whose bytes, either way, count as activity: a TCP or TCPSSL connection is
-/// idle only while nothing moves.
+/// A connection that tells its activity when bytes move: every connection, so a request
+/// in flight that stalls is seen; for a stream (TCP, TCPSSL), bytes are its only activity.
 pub struct Touching<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// A stream: bytes count as activity (it is idle only while nothing moves). HTTP:
+    /// they do not (PINGs would keep an idle connection alive), but a request is stalled
+    /// while none move.
+    stream: bool,
 }
 
 impl<S> Touching<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Touching { inner, activity }
+    /// A stream connection: idle only while no byte moves.
+    pub fn stream(inner: S, activity: Arc<Activity>) -> Self {
+        Touching { inner, activity, stream: true }
+    }
+
+    /// An HTTP connection: idle without a request in flight; stalled while one is and no
+    /// byte moves.
+    pub fn http(inner: S, activity: Arc<Activity>) -> Self {
+        Touching { inner, activity, stream: false }
+    }
+
+    fn moved(&self) {
+        let now = self.activity.now_ms();
+        self.activity.last_byte.store(now, Ordering::Relaxed);
+        if self.stream {
+            self.activity.last_active.store(now, Ordering::Relaxed);
+        }
     }
 }
 
@@ -342,7 +385,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Touching<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.touch();
+            this.moved();
         }
         result
     }
@@ -353,7 +396,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Touching<S> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, data);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
+            this.moved();
         }
         result
     }
@@ -417,18 +460,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_request_on_which_no_byte_moves_for_the_idle_timeout_is_stalled() {
+        let admission = Admission::new(ConnectionLimits { idle_timeout: Duration::from_secs(5), ..limits(10, 10) });
+        let slot = admission.admit(Group::Api).expect("room");
+        let _busy = slot.activity.begin_request();
+        let (client, server) = tokio::io::duplex(64);
+        let mut io = Touching::http(server, slot.activity.clone());
+        let mut client = client;
+        let started = Instant::now();
+        let closing = tokio::spawn(async move { (slot.closed().await, Instant::now()) });
+        // A byte every 4 s keeps a slow request going.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            tokio::io::AsyncWriteExt::write_all(&mut client, b"x").await.expect("write");
+            let mut byte = [0u8; 1];
+            tokio::io::AsyncReadExt::read_exact(&mut io, &mut byte).await.expect("read");
+            assert!(!closing.is_finished(), "closed while bytes moved");
+        }
+        // Then nothing for 5 s: stalled.
+        let (why, at) = closing.await.expect("join");
+        assert_eq!(why, Closed::Stalled);
+        assert!(at - started >= Duration::from_secs(25));
+        assert_eq!(admission.counters.stalled.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_request_closes_after_the_idle_timeout() {
         let admission = Admission::new(ConnectionLimits { idle_timeout: Duration::from_secs(5), ..limits(10, 10) });
         let slot = admission.admit(Group::Api).expect("room");
         let busy = slot.activity.begin_request();
         let started = Instant::now();
         let closing = tokio::spawn(async move { (slot.closed().await, Instant::now()) });
-        tokio::time::advance(Duration::from_secs(30)).await;
-        // Still busy: a request in flight is never idle, however long it takes.
+        tokio::time::advance(Duration::from_secs(4)).await;
+        // Still busy: a request in flight is not idle.
         assert!(!closing.is_finished());
         drop(busy);
         let (why, at) = closing.await.expect("join");
         assert_eq!(why, Closed::Idle);
-        assert!(at - started >= Duration::from_secs(35), "idle counted from the request's end");
+        assert!(at - started >= Duration::from_secs(9), "idle counted from the request's end");
     }
 }

@@ -138,19 +138,23 @@ async fn serve_connection(task: Arc<ListenerTask>, tcp: TcpStream, peer: SocketA
         match (task.protocol, task.tls.clone()) {
             (Protocol::Https, Some(acceptor)) => {
                 if let Some(tls) = task.handshake(&acceptor, stream).await {
-                    serve_http(task, tls, peer, Scheme::Https, stop, activity).await;
+                    let io = Touching::http(tls, activity.clone());
+                    serve_http(task, io, peer, Scheme::Https, stop, activity).await;
                 }
             }
             (Protocol::TcpSsl, Some(acceptor)) => {
                 if let Some(tls) = task.handshake(&acceptor, stream).await {
                     let backends = task.backends();
-                    proxy::forward_stream(&task.shared, backends, Touching::new(tls, activity)).await;
+                    proxy::forward_stream(&task.shared, backends, Touching::stream(tls, activity)).await;
                 }
             }
-            (Protocol::Http, _) => serve_http(task, stream, peer, Scheme::Http, stop, activity).await,
+            (Protocol::Http, _) => {
+                let io = Touching::http(stream, activity.clone());
+                serve_http(task, io, peer, Scheme::Http, stop, activity).await
+            }
             (Protocol::Tcp, _) => {
                 let backends = task.backends();
-                proxy::forward_stream(&task.shared, backends, Touching::new(stream, activity)).await;
+                proxy::forward_stream(&task.shared, backends, Touching::stream(stream, activity)).await;
             }
             // Never bound (see sockets); nothing to do if it ever gets here.
             _ => {}
